@@ -1,0 +1,135 @@
+/*
+ * main.c: vnoded's entry point. Parses settings, then either prints them
+ * (--check), removes what the agent installed (--cleanup), or runs the
+ * agent (agent.c) in the foreground until SIGTERM. Exit codes: 0 ok, 1
+ * runtime failure, 2 bad usage or configuration.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "vnoded.h"
+
+static void
+usage(FILE *f)
+{
+	fprintf(f,
+	    "usage: vnoded [options] [-- command [args...]]\n"
+	    "       vnoded --check [options]\n"
+	    "       vnoded --cleanup [options]\n"
+	    "\n"
+	    "Keeps tailscaled's own traffic on the LAN and client traffic in the VPN,\n"
+	    "fail closed both ways, in the current network namespace.\n"
+	    "\n"
+	    "options:\n"
+	    "  -c FILE      read KEY=VALUE settings from FILE (environment and flags win)\n"
+	    "  -v           verbose: print every change as a command ([#] lines)\n"
+	    "  --check      validate and print the normalised settings, apply nothing\n"
+	    "  --cleanup    remove the rules, routes and nftables table vnoded installs\n"
+	    "  --version    print the version\n"
+	    "  -h, --help   this text\n"
+	    "\n");
+	config_usage(f);
+	fprintf(f, "\nexit status: 0 ok, 1 runtime failure, 2 bad usage or settings\n");
+}
+
+int
+main(int argc, char **argv)
+{
+	struct config	 cfg;
+	const char	*file = NULL;
+	bool		 check = false, cleanup = false, verbose = false;
+	int		 i, bad = 0;
+	/* flags are applied after file and environment: keep them aside */
+	const char	*fkeys[64], *fvals[64];
+	int		 nflags = 0;
+
+	config_defaults(&cfg);
+	for (i = 1; i < argc; i++) {
+		const char *a = argv[i];
+		if (!strcmp(a, "--")) {
+			i++;
+			break;
+		}
+		if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
+			usage(stdout);
+			return 0;
+		} else if (!strcmp(a, "--version")) {
+			printf("vnoded %s\n", VNODE_VERSION);
+			return 0;
+		} else if (!strcmp(a, "-v") || !strcmp(a, "--verbose")) {
+			verbose = true;
+		} else if (!strcmp(a, "--check")) {
+			check = true;
+		} else if (!strcmp(a, "--cleanup")) {
+			cleanup = true;
+		} else if (!strcmp(a, "-c")) {
+			if (++i == argc) {
+				fprintf(stderr, "vnoded: -c needs a file\n");
+				return 2;
+			}
+			file = argv[i];
+		} else if (!strncmp(a, "--", 2)) {
+			char	 flag[128];
+			const char *eq = strchr(a, '='), *key, *val;
+			size_t	 n = eq ? (size_t)(eq - a) : strlen(a);
+			if (n >= sizeof(flag)) {
+				fprintf(stderr, "vnoded: unknown option '%s'\n", a);
+				return 2;
+			}
+			memcpy(flag, a, n);
+			flag[n] = '\0';
+			if ((key = config_flag_key(flag)) == NULL) {
+				fprintf(stderr, "vnoded: unknown option '%s' (see vnoded --help)\n", flag);
+				return 2;
+			}
+			if (eq)
+				val = eq + 1;
+			else if (++i < argc)
+				val = argv[i];
+			else {
+				fprintf(stderr, "vnoded: option '%s' needs a value\n", flag);
+				return 2;
+			}
+			if (nflags == 64) {
+				fprintf(stderr, "vnoded: too many options\n");
+				return 2;
+			}
+			fkeys[nflags] = strdup(key);
+			fvals[nflags++] = val;
+		} else {
+			fprintf(stderr, "vnoded: unexpected argument '%s' (a command goes after --)\n", a);
+			return 2;
+		}
+	}
+
+	if (file && config_load_file(&cfg, file) < 0)
+		bad = 1;
+	if (config_load_env(&cfg) < 0)
+		bad = 1;
+	for (int f = 0; f < nflags; f++) {
+		char	 origin[160];
+		snprintf(origin, sizeof(origin), "option --%s", fkeys[f] + 6);
+		for (char *p = origin + 9; *p; p++)
+			*p = *p == '_' ? '-' : (char)(*p | 0x20);
+		if (config_set(&cfg, fkeys[f], fvals[f], origin) < 0)
+			bad = 1;
+	}
+	if (verbose)
+		cfg.log_level = LL_DEBUG;
+	if (bad || config_validate(&cfg) < 0)
+		return 2;
+	if (check && cleanup) {
+		fprintf(stderr, "vnoded: --check and --cleanup exclude each other\n");
+		return 2;
+	}
+	if (check) {
+		config_print(&cfg, stdout);
+		return 0;
+	}
+	log_init(cfg.log_level, cfg.log_format);
+	if (cleanup)
+		return agent_cleanup(&cfg) < 0 ? 1 : 0;
+	return agent_run(&cfg, argc - i, argv + i);
+}

@@ -1,0 +1,113 @@
+/*
+ * vnoded: the vNode agent. Shared structs, tunables and prototypes.
+ * One file per thing the agent talks to; each file's public functions carry
+ * its name as prefix (route_*, nft_*, ...). See shared DESIGN notes in the
+ * README for the traffic paths these pieces implement.
+ */
+#ifndef VNODED_H
+#define VNODED_H
+
+#include <stdint.h>
+#include <stdio.h>
+#include <stdbool.h>
+#include <stdarg.h>
+#include <net/if.h>
+#include <netinet/in.h>
+
+#define VNODE_VERSION "0.1.0"
+
+/* Tailscale's own routing table: routed through, never written (a default
+ * dev tun0 there loops the VPN's own UDP back into tun0). */
+#define TS_TABLE		52
+/* Tailscale's bypass mark (wgengine/router: linuxfw.TailscaleBypassMark). */
+#define TS_BYPASS_MARK		0x80000u
+#define TS_FWMARK_MASK		0xff0000u
+/* Tailscale marks forwarded packets with this in ts-forward. */
+#define TS_SUBNET_MARK		0x40000u
+/* Gluetun's WireGuard socket mark (its rule 101 skips it). */
+#define VPN_FWMARK		51820u
+/* Conntrack and packet mark of client flows: bit 24, outside Tailscale's
+ * 0xff0000 and outside Gluetun's 0xffff. */
+#define FLOW_MARK		0x1000000u
+/* The agent's rule block spans this many priorities. */
+#define RULE_SLOTS		10
+/* Gluetun's first rule; our block stays strictly below it. */
+#define GLUETUN_FIRST_PRIO	98
+
+#define MAX_ALLOW_LAN		16
+#define NFT_TABLE		"vnode"
+
+struct addr {
+	int		 family;	/* 0: unset, AF_INET, AF_INET6 */
+	union {
+		struct in_addr	v4;
+		struct in6_addr	v6;
+	};
+};
+
+struct cidr {
+	struct addr	 a;
+	uint8_t		 len;
+};
+
+enum dns_mode { DNS_VPN, DNS_LAN };
+enum tri { TRI_AUTO, TRI_ON, TRI_OFF };
+enum log_fmt { LOG_TEXT, LOG_JSON };
+enum log_level { LL_ERROR, LL_WARN, LL_INFO, LL_DEBUG };
+
+struct config {
+	char		 lan_if[IFNAMSIZ];
+	char		 vpn_if[IFNAMSIZ];
+	char		 ts_if[IFNAMSIZ];
+	struct addr	 gw;		/* family 0: learn from main at start */
+	struct addr	 gw6;
+	uint32_t	 lan_table;
+	uint32_t	 vpn_table;
+	uint32_t	 mark;
+	uint32_t	 mark_mask;
+	uint32_t	 rule_prio;	/* first of RULE_SLOTS priorities */
+	enum dns_mode	 dns;
+	struct addr	 dns_server;	/* family 0: leave destinations alone */
+	enum tri	 ipv6;
+	struct cidr	 allow_lan[MAX_ALLOW_LAN];
+	int		 n_allow_lan;
+	bool		 allow_lan_force;
+	int		 mss;		/* -1 auto, 0 off, else bytes */
+	enum log_level	 log_level;
+	enum log_fmt	 log_format;
+	char		 health_listen[64];	/* "none" or host:port */
+};
+
+/* log.c */
+void	log_init(enum log_level, enum log_fmt);
+void	log_setlevel(enum log_level);
+bool	log_enabled(enum log_level);
+void	log_warn(const char *, ...) __attribute__((format(printf, 1, 2)));
+void	log_warnx(const char *, ...) __attribute__((format(printf, 1, 2)));
+void	log_info(const char *, ...) __attribute__((format(printf, 1, 2)));
+void	log_debug(const char *, ...) __attribute__((format(printf, 1, 2)));
+void	log_cmd(const char *, ...) __attribute__((format(printf, 1, 2)));
+void	fatal(const char *, ...) __attribute__((format(printf, 1, 2), noreturn));
+void	fatalx(const char *, ...) __attribute__((format(printf, 1, 2), noreturn));
+
+/* config.c */
+void	config_defaults(struct config *);
+/* Each returns 0 or -1 after printing the offending key and value. */
+int	config_load_file(struct config *, const char *path);
+int	config_load_env(struct config *);
+int	config_set(struct config *, const char *key, const char *val,
+	    const char *origin);
+int	config_validate(const struct config *);
+void	config_print(const struct config *, FILE *);
+const char *config_flag_key(const char *flag);
+void	config_usage(FILE *);
+int	addr_parse(struct addr *, const char *);
+int	cidr_parse(struct cidr *, const char *);
+const char *addr_str(const struct addr *, char *, size_t);
+const char *cidr_str(const struct cidr *, char *, size_t);
+
+/* agent.c */
+int	agent_run(const struct config *, int argc, char **argv);
+int	agent_cleanup(const struct config *);
+
+#endif
