@@ -78,6 +78,38 @@ struct config {
 	char		 health_listen[64];	/* "none" or host:port */
 };
 
+/*
+ * What the agent knows about itself, for health, readiness, metrics and
+ * status. The core (agent.c) keeps the network fields current; classify.c
+ * and supervise.c keep theirs. Readers never write.
+ */
+enum repair_obj { REPAIR_ROUTE, REPAIR_RULE, REPAIR_NFT, REPAIR_MAX };
+#define STATE_LAST_REPAIRS	8
+
+struct vstate {
+	int64_t		 started;	/* CLOCK_REALTIME seconds */
+	bool		 vpn_up;	/* tun0 up, addressed, VPN route in place */
+	int64_t		 vpn_since;	/* last transition, CLOCK_REALTIME s */
+	uint64_t	 transitions;
+	uint64_t	 repairs[REPAIR_MAX];
+	uint64_t	 ct_flushed;	/* client-flow conntrack entries removed */
+	struct addr	 tun_addr4, tun_addr6;	/* tun0's own addresses */
+	struct addr	 lan_addr4, lan_addr6;	/* eth0's own addresses */
+	/* readiness checks, each true when it holds */
+	bool		 ok_tun;	/* tun0 up with an address */
+	bool		 ok_vpn_route;	/* default route in the VPN table */
+	bool		 ok_rules;	/* the whole rule block in place */
+	bool		 ok_nft;	/* table inet vnode in place */
+	bool		 ok_ts_if;	/* tailscale0 exists */
+	bool		 ok_classifier;	/* sockets of tailscaled get the mark */
+	const char	*classifier;	/* "ebpf", "nft" or "none" */
+	bool		 ok_child;	/* supervised child alive (true if none) */
+	int		 child_pid;	/* 0: none */
+	char		 last_repairs[STATE_LAST_REPAIRS][128];	/* ring */
+	unsigned	 n_repairs_logged;
+};
+extern struct vstate vstate;
+
 /* log.c */
 void	log_init(enum log_level, enum log_fmt);
 void	log_setlevel(enum log_level);
