@@ -218,9 +218,46 @@ nft_init(void)
 }
 
 /*
- * Replaces table inet vnode with `text` in one transaction: creating the
- * table if absent, deleting it and adding the new one, so there is no
- * moment without a kill switch. Returns 0 or -EIO (error logged).
+ * Asks the kernel whether table inet vnode exists, with one netlink
+ * request (no ruleset cache). Returns 1, 0, or a negative errno.
+ */
+static int
+table_exists(void)
+{
+	char	 buf[MNL_SOCKET_BUFFER_SIZE];
+	struct mnl_socket *s;
+	struct nlmsghdr *nlh = mnl_nlmsg_put_header(buf);
+	struct nfgenmsg *g;
+	ssize_t	 n;
+	int	 ret;
+
+	nlh->nlmsg_type = (NFNL_SUBSYS_NFTABLES << 8) | NFT_MSG_GETTABLE;
+	nlh->nlmsg_flags = NLM_F_REQUEST | NLM_F_ACK;
+	nlh->nlmsg_seq = 1;
+	g = mnl_nlmsg_put_extra_header(nlh, sizeof(*g));
+	g->nfgen_family = NFPROTO_INET;
+	g->version = NFNETLINK_V0;
+	mnl_attr_put_strz(nlh, NFTA_TABLE_NAME, NFT_TABLE);
+	if ((s = mnl_socket_open(NETLINK_NETFILTER)) == NULL)
+		return -errno;
+	if (mnl_socket_bind(s, 0, MNL_SOCKET_AUTOPID) < 0 ||
+	    mnl_socket_sendto(s, nlh, nlh->nlmsg_len) < 0 ||
+	    (n = mnl_socket_recvfrom(s, buf, sizeof(buf))) < 0) {
+		ret = -errno;
+		mnl_socket_close(s);
+		return ret;
+	}
+	ret = mnl_cb_run(buf, n, 1, mnl_socket_get_portid(s), NULL, NULL);
+	ret = ret >= 0 ? 1 : errno == ENOENT ? 0 : -errno;
+	mnl_socket_close(s);
+	return ret;
+}
+
+/*
+ * Replaces table inet vnode with `text` in one transaction (delete and add
+ * in one batch: there is no moment without a kill switch), or adds it when
+ * there is none yet: skipping the delete saves the hook unregistration's
+ * RCU grace period at start. Returns 0 or -EIO (error logged).
  */
 int
 nft_apply(const char *text)
@@ -231,7 +268,9 @@ nft_apply(const char *text)
 	b.cap = strlen(text) + 128;
 	b.p = malloc(b.cap);
 	b.p[0] = '\0';
-	bp(&b, "table inet %s\ndelete table inet %s\n%s", NFT_TABLE, NFT_TABLE, text);
+	if (table_exists() != 0)
+		bp(&b, "table inet %s\ndelete table inet %s\n", NFT_TABLE, NFT_TABLE);
+	bp(&b, "%s", text);
 	if (log_enabled(LL_DEBUG))
 		log_cmd("nft -f - <<EOF\n%sEOF", text);
 	ret = nft_run_cmd_from_buffer(ctx, b.p);
@@ -263,12 +302,7 @@ nft_forget(void)
 bool
 nft_present(void)
 {
-	bool	 ok;
-
-	nft_ctx_output_set_flags(ctx, NFT_CTX_OUTPUT_TERSE);
-	ok = nft_run_cmd_from_buffer(ctx, "list table inet " NFT_TABLE "\n") == 0;
-	nft_ctx_output_set_flags(ctx, 0);
-	return ok;
+	return table_exists() == 1;
 }
 
 /* Runs one nft command, output discarded. For counters and cleanup. */
