@@ -676,3 +676,79 @@ lab_naive_forwarding() {
 	_lab_ip vnode rule add to 100.64.0.0/10 lookup 52 priority 99 &&
 	_lab_ip vnode -6 rule add to fd7a:115c:a1e0::/48 lookup 52 priority 99
 }
+
+# ---------------------------------------------------------------- LAN events
+# lan_down / lan_up: eth0 link down (the kernel drops every route through
+# it, in every table) and back, with what DHCP/Docker and Gluetun put back:
+# addresses, main's defaults, table 200.
+lan_down() { _lab_ip vnode link set eth0 down; }
+lan_up() {
+	_lab_ipb vnode -force <<-'EOF' >/dev/null 2>&1
+	link set eth0 up
+	addr replace 192.168.77.2/24 dev eth0
+	addr replace fd00:77::2/64 dev eth0 nodad
+	route replace default via 192.168.77.1 dev eth0
+	route replace ::/0 via fe80::1 dev eth0
+	route replace default via 192.168.77.1 dev eth0 table 200
+	EOF
+	[ $LAB_V6_TUNNEL = 1 ] && _lab_ip vnode -6 route replace default via fe80::1 dev eth0 table 200
+	_lab_ip vnode route show default | grep -q 192.168.77.1
+}
+# lan_renumber_localnet: TunnelCrack "LocalNet": the LAN (here: a hostile
+# one) is renumbered to 203.0.113.0/24, the client target's subnet, and the
+# router answers for 203.0.113.20 on it. Gluetun's rules 98/100 follow the
+# new local subnet, as Gluetun derives them from eth0.
+lan_renumber_localnet() {
+	_lab_ipb router <<-'EOF' || return 1
+	addr del 192.168.77.1/24 dev lan
+	addr add 203.0.113.1/24 dev lan
+	addr add 203.0.113.20/32 dev lan
+	EOF
+	_lab_ipb vnode <<-'EOF' || return 1
+	addr del 192.168.77.2/24 dev eth0
+	addr add 203.0.113.2/24 dev eth0
+	route replace default via 203.0.113.1 dev eth0
+	rule del priority 98
+	rule del priority 100
+	rule add to 203.0.113.0/24 lookup main priority 98
+	rule add from 203.0.113.2 lookup 200 priority 100
+	route replace default via 203.0.113.1 dev eth0 table 200
+	EOF
+}
+# tunnelvision_push [TABLE]: TunnelVision (CVE-2024-3661): DHCP option 121
+# routes via the LAN gateway, more specific than any default
+tunnelvision_push() {
+	_lab_ipb vnode <<-EOF
+	route replace 0.0.0.0/1 via 192.168.77.1 dev eth0 table ${1:-main}
+	route replace 128.0.0.0/1 via 192.168.77.1 dev eth0 table ${1:-main}
+	route replace 203.0.113.20/32 via 192.168.77.1 dev eth0 table ${1:-main}
+	route replace 203.0.113.53/32 via 192.168.77.1 dev eth0 table ${1:-main}
+	EOF
+}
+# gluetun_rule_del / gluetun_rule_add: rule 101 goes away (Gluetun removes
+# it on every reconnect) and comes back
+gluetun_rule_del() {
+	_lab_ip vnode rule del priority 101 2>/dev/null
+	[ $LAB_V6_TUNNEL = 1 ] && _lab_ip vnode -6 rule del priority 101 2>/dev/null
+	return 0
+}
+gluetun_rule_add() { _lab_gluetun_routes; }
+
+# ---------------------------------------------------------------- assertions
+# expect_count NAME COUNTER OP N: e.g. expect_count "no leak" lan_client -eq 0
+expect_count() {
+	local n; n=$(lab_count "$2")
+	if [ -n "$n" ] && [ "$n" "$3" "$4" ]; then ok "$1"; else fail "$1" "$2=${n:-?} (want $3 $4)"; fi
+}
+# expect_out NAME WANT CMD...: CMD succeeds and its last line is WANT
+expect_out() {
+	local name=$1 want=$2 out; shift 2
+	out=$("$@" 2>&1); local rc=$?
+	if [ $rc = 0 ] && [ "$(tail -n 1 <<<"$out")" = "$want" ]; then ok "$name"
+	else fail "$name" "rc=$rc, got '$(tail -n 2 <<<"$out" | tr '\n' ' ')', want '$want'"; fi
+}
+# expect_fail NAME CMD...: CMD fails (blocked)
+expect_fail() {
+	local name=$1 out; shift
+	if out=$("$@" 2>&1); then fail "$name" "succeeded: $(tail -n 1 <<<"$out")"; else ok "$name"; fi
+}
