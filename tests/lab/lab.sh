@@ -740,6 +740,11 @@ expect_count() {
 	local n; n=$(lab_count "$2")
 	if [ -n "$n" ] && [ "$n" "$3" "$4" ]; then ok "$1"; else fail "$1" "$2=${n:-?} (want $3 $4)"; fi
 }
+# expect_grew NAME COUNTER BEFORE OP N: the counter's growth since BEFORE
+expect_grew() {
+	local n; n=$(lab_count "$2")
+	if [ -n "$n" ] && [ $((n - $3)) "$4" "$5" ]; then ok "$1"; else fail "$1" "$2 grew by $((${n:-0} - $3)) (want $4 $5)"; fi
+}
 # expect_out NAME WANT CMD...: CMD succeeds and its last line is WANT
 expect_out() {
 	local name=$1 want=$2 out; shift 2

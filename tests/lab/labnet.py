@@ -10,6 +10,7 @@ tcp/udp  probes: print the source address the echo server reported, exit 1
 dns      a DNS query (UDP or TCP); the name whoami.lab answers with the
          asker's address as the server saw it.
 bulk     download N bytes through a TCP connection.
+flap     set a link down and up N times, paced, from one process.
 stream   a steady UDP (and optionally TCP) flow that logs every reply.
 
 Protocol (TCP and UDP): a line "BULK N" gets N bytes (TCP), "BIG N" gets an
@@ -390,6 +391,39 @@ def cmd_stream(a):
             out.flush()
 
 
+def cmd_flap(a):
+    """Set a link down and up COUNT times through one rtnetlink socket,
+    holding each state for --down / --up seconds (a process per flap would
+    be too slow to pace)."""
+    IFF_UP = 1
+    RTM_NEWLINK = 16
+    NLM_F_REQUEST, NLM_F_ACK = 1, 4
+    idx = socket.if_nametoindex(a.ifname)
+    nl = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, 0)
+    nl.bind((0, 0))
+    seq = 0
+
+    def setflags(up):
+        nonlocal seq
+        seq += 1
+        body = struct.pack("=BxHiII", socket.AF_UNSPEC, 0, idx, IFF_UP if up else 0, IFF_UP)
+        nl.send(struct.pack("=IHHII", 16 + len(body), RTM_NEWLINK, NLM_F_REQUEST | NLM_F_ACK, seq, 0) + body)
+        while True:
+            msg = nl.recv(65536)
+            _, mtype, _, mseq, _ = struct.unpack("=IHHII", msg[:16])
+            if mtype == 2 and mseq == seq:      # NLMSG_ERROR carries the ack
+                err = struct.unpack("=i", msg[16:20])[0]
+                if err:
+                    raise OSError(-err, os.strerror(-err))
+                return
+
+    for _ in range(a.count):
+        setflags(False)
+        time.sleep(a.down)
+        setflags(True)
+        time.sleep(a.up)
+
+
 def main():
     p = argparse.ArgumentParser()
     sub = p.add_subparsers(dest="cmd", required=True)
@@ -420,12 +454,18 @@ def main():
     d.add_argument("--tcp", action="store_true")
     d.add_argument("--mark")
     d.add_argument("--timeout", type=float, default=3.0)
+    f = sub.add_parser("flap")
+    f.add_argument("ifname")
+    f.add_argument("count", type=int)
+    f.add_argument("--down", type=float, default=0.005)
+    f.add_argument("--up", type=float, default=0.015)
     a = p.parse_args()
     try:
         if a.cmd == "serve":
             Server(a).run()
         else:
-            {"tcp": cmd_tcp, "udp": cmd_udp, "dns": cmd_dns, "bulk": cmd_bulk, "stream": cmd_stream}[a.cmd](a)
+            {"tcp": cmd_tcp, "udp": cmd_udp, "dns": cmd_dns, "bulk": cmd_bulk, "stream": cmd_stream,
+             "flap": cmd_flap}[a.cmd](a)
     except (OSError, ValueError) as e:
         print("labnet %s: %s" % (a.cmd, e), file=sys.stderr)
         sys.exit(1)
