@@ -337,7 +337,7 @@ _lab_vnode() {
 	rule add from 192.168.77.2 lookup 200 priority 100
 	EOF
 	if [ $LAB_V6_TUNNEL = 1 ]; then
-		_lab_ipb vnode <<-'EOF' || return 1
+		_lab_ipb vnode -6 <<-'EOF' || return 1
 		rule add to fd00:77::/64 lookup main priority 98
 		rule add from fd00:77::2 lookup 200 priority 100
 		route add ::/0 via fe80::1 dev eth0 table 200
@@ -606,13 +606,13 @@ agent_start() {
 	wait_for 5 agent_installed || { _lab_die "agent not ready; log:"; tail -n 20 "$AGENT_LOG" >&2; return 1; }
 }
 # agent_installed: the agent's rule block and nft table exist (kernel view)
+_lab_low_rules() { _lab_ip vnode "$1" rule | awk -F: '$1 > 0 && $1 < 98' | wc -l; }
 agent_installed() {
 	kill -0 "$AGENT_PID" 2>/dev/null &&
-	[ "$(_lab_ip vnode -4 rule | grep -cE '^4[0-9]:')" -ge 5 ] &&
-	[ "$(_lab_ip vnode -6 rule | grep -cE '^4[0-9]:')" -ge 5 ] &&
+	[ "$(_lab_low_rules -4)" -ge 5 ] && [ "$(_lab_low_rules -6)" -ge 5 ] &&
 	in_ns vnode nft list table inet vnode >/dev/null 2>&1 &&
 	{ _lab_no_tun0 || ! _lab_ip vnode link show tun0 | grep -q 'state UP\|,UP' ||
-	  _lab_ip vnode route show table 53 | grep -q '^default dev tun0'; }
+	  _lab_ip vnode route show table all | grep '^default dev tun0 ' | grep -qv 'table 51820'; }
 }
 agent_stop() { [ -n "$AGENT_PID" ] && kill -TERM "$AGENT_PID" 2>/dev/null && wait "$AGENT_PID" 2>/dev/null; AGENT_PID=; return 0; }
 agent_kill() { [ -n "$AGENT_PID" ] && kill -KILL "$AGENT_PID" 2>/dev/null && wait "$AGENT_PID" 2>/dev/null; AGENT_PID=; return 0; }
@@ -714,6 +714,11 @@ lan_renumber_localnet() {
 	rule add from 203.0.113.2 lookup 200 priority 100
 	route replace default via 203.0.113.1 dev eth0 table 200
 	EOF
+	# wireguard-go sends from the address it last received on (sticky
+	# source, here the vanished 192.168.77.2) and never recovers from
+	# ENETUNREACH: set the endpoint again, as a VPN client does on a network
+	# change
+	lab_wg vnode set tun0 peer "$(cat "$LAB_TMP/srv.pub")" endpoint 198.51.100.6:51820
 }
 # tunnelvision_push [TABLE]: TunnelVision (CVE-2024-3661): DHCP option 121
 # routes via the LAN gateway, more specific than any default

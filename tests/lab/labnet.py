@@ -281,8 +281,6 @@ def cmd_udp(a):
             s.sendto(msg, (a.host, a.port))
             data, _ = s.recvfrom(65535)
             print(data.split(b"\n")[0].decode())
-            if a.big:
-                print(len(data), file=sys.stderr)
             return
         except socket.timeout:
             continue
