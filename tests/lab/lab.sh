@@ -618,6 +618,10 @@ agent_stop() { [ -n "$AGENT_PID" ] && kill -TERM "$AGENT_PID" 2>/dev/null && wai
 agent_kill() { [ -n "$AGENT_PID" ] && kill -KILL "$AGENT_PID" 2>/dev/null && wait "$AGENT_PID" 2>/dev/null; AGENT_PID=; return 0; }
 agent_alive() { [ -n "$AGENT_PID" ] && kill -0 "$AGENT_PID" 2>/dev/null; }
 agent_run() { timeout "${AGENT_RUN_TIMEOUT:-20}" ip netns exec "$LAB_ID-vnode" env -i PATH="$PATH" ${AGENT_ENV:-} "$VNODED" "$@"; }
+# agent_why: the agent's first warning or error (why it is not ready)
+agent_why() {
+	{ grep -m1 -iE 'warning|error|fatal' "$AGENT_LOG" || tail -n 1 "$AGENT_LOG"; } 2>/dev/null | cut -c1-240
+}
 agent_log_lines() { wc -l <"$AGENT_LOG" 2>/dev/null || echo 0; }
 
 # ---------------------------------------------------------------- read-backs

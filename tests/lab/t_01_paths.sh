@@ -7,7 +7,7 @@
 . "$(dirname "$0")/lab.sh"
 
 lab_up || { fail "lab up" "see above"; exit 1; }
-agent_start || { fail "agent starts" "$(tail -n 5 "$AGENT_LOG")"; exit 1; }
+agent_start || { fail "agent starts" "$(agent_why)"; exit 1; }
 
 lab_reset_counters
 expect_out "client TCP arrives from the VPN address" "$VPN_ADDR" client_tcp $CLI_TARGET

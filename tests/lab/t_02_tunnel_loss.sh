@@ -5,7 +5,7 @@
 . "$(dirname "$0")/lab.sh"
 
 lab_up || { fail "lab up" "see above"; exit 1; }
-agent_start || { fail "agent starts" "$(tail -n 5 "$AGENT_LOG")"; exit 1; }
+agent_start || { fail "agent starts" "$(agent_why)"; exit 1; }
 
 # steady client streams: UDP every 5 ms, ICMP every 10 ms
 client_stream stream $CLI_TARGET --interval 0.005

@@ -4,7 +4,7 @@
 . "$(dirname "$0")/lab.sh"
 
 lab_up || { fail "lab up" "see above"; exit 1; }
-agent_start || { fail "agent starts" "$(tail -n 5 "$AGENT_LOG")"; exit 1; }
+agent_start || { fail "agent starts" "$(agent_why)"; exit 1; }
 expect_out "client through the VPN" "$VPN_ADDR" client_udp $CLI_TARGET
 sorted_dump() { lab_rules_dump | sort; }
 nft_dump() { in_ns vnode nft -s list table inet vnode; }
@@ -29,7 +29,7 @@ expect_count "agent dead, tunnel back: still no client packet on the LAN" lan_cl
 expect_count "agent dead: no control packet in the tunnel" tun_control -eq 0
 lab_stop stream
 
-agent_start || fail "agent restarts" "$(tail -n 5 "$AGENT_LOG")"
+agent_start || fail "agent restarts" "$(agent_why)"
 wait_for 5 eval '[ "$(sorted_dump)" = "$D1" ]'
 D2=$(sorted_dump)
 if [ "$D2" = "$D1" ]; then ok "restarted after SIGKILL: the same rules and tables"
@@ -40,8 +40,8 @@ expect_eq "the same nft table" "$(nft_dump)" "$N1"
 expect_out "client through the VPN again" "$VPN_ADDR" client_udp $CLI_TARGET
 
 # SIGKILL with the tunnel up, restart at once; then SIGTERM and restart
-agent_kill; agent_start || fail "agent restarts (2)" "$(tail -n 5 "$AGENT_LOG")"
-agent_stop; agent_start || fail "agent restarts after SIGTERM" "$(tail -n 5 "$AGENT_LOG")"
+agent_kill; agent_start || fail "agent restarts (2)" "$(agent_why)"
+agent_stop; agent_start || fail "agent restarts after SIGTERM" "$(agent_why)"
 sleep 0.3
 expect_eq "after kill/restart/stop/restart: the same rules and tables" "$(sorted_dump)" "$D1"
 dups=$( { _lab_ip vnode -4 rule; _lab_ip vnode -6 rule | sed 's/^/v6 /'; } | sort | uniq -d)

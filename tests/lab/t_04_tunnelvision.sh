@@ -5,7 +5,7 @@
 . "$(dirname "$0")/lab.sh"
 
 lab_up || { fail "lab up" "see above"; exit 1; }
-agent_start || { fail "agent starts" "$(tail -n 5 "$AGENT_LOG")"; exit 1; }
+agent_start || { fail "agent starts" "$(agent_why)"; exit 1; }
 
 tv_checks() {	# WHAT
 	lab_reset_counters
@@ -24,5 +24,5 @@ gluetun_rule_del
 tv_checks "TunnelVision routes, Gluetun's rule 101 gone"
 # the agent started on an already poisoned main table
 agent_stop
-agent_start || fail "agent restarts on a poisoned main table" "$(tail -n 5 "$AGENT_LOG")"
+agent_start || fail "agent restarts on a poisoned main table" "$(agent_why)"
 tv_checks "agent started after TunnelVision"

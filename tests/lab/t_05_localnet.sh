@@ -5,7 +5,7 @@
 . "$(dirname "$0")/lab.sh"
 
 lab_up || { fail "lab up" "see above"; exit 1; }
-agent_start || { fail "agent starts" "$(tail -n 5 "$AGENT_LOG")"; exit 1; }
+agent_start || { fail "agent starts" "$(agent_why)"; exit 1; }
 
 ln_checks() {	# WHAT
 	lab_reset_counters
@@ -19,5 +19,5 @@ ln_checks() {	# WHAT
 lan_renumber_localnet || fail "renumber the LAN" "see above"
 ln_checks "LAN renumbered under the running agent"
 agent_stop
-agent_start || fail "agent starts on the renumbered LAN" "$(tail -n 5 "$AGENT_LOG")"
+agent_start || fail "agent starts on the renumbered LAN" "$(agent_why)"
 ln_checks "agent started on the renumbered LAN"

@@ -5,7 +5,7 @@
 . "$(dirname "$0")/lab.sh"
 
 lab_up || { fail "lab up" "see above"; exit 1; }
-agent_start || { fail "agent starts" "$(tail -n 5 "$AGENT_LOG")"; exit 1; }
+agent_start || { fail "agent starts" "$(agent_why)"; exit 1; }
 lab_reset_counters
 expect_fail "IPv4-only tunnel: client TCP over IPv6 blocked" client_tcp $CLI_TARGET6 80 --timeout 1
 expect_fail "IPv4-only tunnel: client UDP over IPv6 blocked" client_udp $CLI_TARGET6 7 --timeout 1 --tries 1
@@ -18,7 +18,7 @@ expect_out "IPv4-only tunnel: control IPv6 from the LAN address" "$LAN_ADDR6" ct
 lab_down
 
 lab_up --v6-tunnel || { fail "lab up (IPv6 tunnel)" "see above"; exit 1; }
-agent_start || { fail "agent starts (IPv6 tunnel)" "$(tail -n 5 "$AGENT_LOG")"; exit 1; }
+agent_start || { fail "agent starts (IPv6 tunnel)" "$(agent_why)"; exit 1; }
 lab_reset_counters
 wait_for 5 eval 'client_udp $CLI_TARGET6 7 --tries 1 --timeout 1 >/dev/null 2>&1'
 expect_out "IPv6 tunnel: client TCP over IPv6 from the VPN's IPv6 address" "$VPN_ADDR6" client_tcp $CLI_TARGET6

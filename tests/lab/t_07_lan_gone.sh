@@ -5,7 +5,7 @@
 . "$(dirname "$0")/lab.sh"
 
 lab_up || { fail "lab up" "see above"; exit 1; }
-agent_start || { fail "agent starts" "$(tail -n 5 "$AGENT_LOG")"; exit 1; }
+agent_start || { fail "agent starts" "$(agent_why)"; exit 1; }
 expect_out "control traffic by the LAN" "$LAN_ADDR" ctl_tcp $CTL_TARGET
 
 gone_checks() {	# WHAT

@@ -10,7 +10,7 @@ t52() { for f in -4 -6; do _lab_ip vnode $f route show table 52; _lab_ip vnode $
 T52=$(t52)
 lab_bg vnode monitor ip monitor route
 sleep 0.2
-agent_start || { fail "agent starts" "$(tail -n 5 "$AGENT_LOG")"; exit 1; }
+agent_start || { fail "agent starts" "$(agent_why)"; exit 1; }
 D=$(lab_rules_dump)
 NFT=$(in_ns vnode nft -s list table inet vnode)
 client_stream stream $CLI_TARGET --interval 0.01

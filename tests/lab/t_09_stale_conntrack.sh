@@ -6,7 +6,7 @@
 . "$(dirname "$0")/lab.sh"
 
 lab_up || { fail "lab up" "see above"; exit 1; }
-agent_start || { fail "agent starts" "$(tail -n 5 "$AGENT_LOG")"; exit 1; }
+agent_start || { fail "agent starts" "$(agent_why)"; exit 1; }
 
 client_stream flow $CLI_TARGET --tcp --interval 0.02
 wait_for 5 eval '[ -n "$(stream_replies flow tcp)" ] && [ -n "$(stream_replies flow udp)" ]' ||

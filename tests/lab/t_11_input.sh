@@ -7,7 +7,7 @@
 
 lab_up || { fail "lab up" "see above"; exit 1; }
 node_service 8000
-agent_start || { fail "agent starts" "$(tail -n 5 "$AGENT_LOG")"; exit 1; }
+agent_start || { fail "agent starts" "$(agent_why)"; exit 1; }
 check "the service answers on the node itself" in_ns vnode $LABNET tcp 127.0.0.1 8000
 
 for a in 100.100.0.1 10.66.0.2 192.168.77.2 fd7a:115c:a1e0::1 fd00:77::2; do

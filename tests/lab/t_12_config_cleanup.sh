@@ -26,7 +26,7 @@ bad "rule block reaching Gluetun's 98" VNODE_RULE_PRIORITY -- --rule-priority 95
 bad "public allow-lan" VNODE_ALLOW_LAN -- --allow-lan 8.8.8.0/24
 bad "same interface twice" VNODE_VPN_IF -- --vpn-if eth0
 
-agent_start || { fail "agent starts" "$(tail -n 5 "$AGENT_LOG")"; exit 1; }
+agent_start || { fail "agent starts" "$(agent_why)"; exit 1; }
 R1=$(lab_snapshot_routing)
 [ "$R1" != "$R0" ] && ok "the snapshot sees what the agent installed" || fail "the snapshot sees what the agent installed" "no difference"
 agent_stop
@@ -41,7 +41,7 @@ expect_eq "--cleanup again: exit 0" "$rc" 0
 expect_eq "--cleanup again: nothing else removed" "$(lab_snapshot_routing)" "$R0"
 
 # after a crash with the tunnel down, and with other table/priority settings
-agent_start --lan-table 61 --vpn-table 63 --rule-priority 20 || fail "agent starts with other tables" "$(tail -n 5 "$AGENT_LOG")"
+agent_start --lan-table 61 --vpn-table 63 --rule-priority 20 || fail "agent starts with other tables" "$(agent_why)"
 vpn_down
 sleep 0.3
 agent_kill
