@@ -47,6 +47,12 @@
 LAB_HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 ROOT=${ROOT:-$(cd "$LAB_HERE/../.." && pwd)}
 declare -F ok >/dev/null || . "$ROOT/tests/lib.sh"
+# remember a failure, so lab_down keeps the logs (agent, servers, streams)
+LAB_FAILED=
+if ! declare -F _lab_lib_fail >/dev/null; then
+	eval "_lab_lib_$(declare -f fail)"
+	fail() { LAB_FAILED=1; _lab_lib_fail "$@"; }
+fi
 VNODED=${VNODED:-$ROOT/build/vnoded}
 LAB_PY=${LAB_PY:-/usr/bin/python3}
 LABNET="$LAB_PY $LAB_HERE/labnet.py"
@@ -100,8 +106,12 @@ lab_down() {
 		[ -n "$pids" ] && kill -9 $pids 2>/dev/null
 		ip netns del "$ns" 2>/dev/null
 	done
-	if [ -n "${LAB_KEEP_LOGS:-}" ] && [ -d "$LAB_TMP" ]; then
-		mkdir -p "$LAB_KEEP_LOGS" && cp -r "$LAB_TMP"/. "$LAB_KEEP_LOGS"/ 2>/dev/null
+	# logs of a run with a failure stay in /tmp/vnode-lab-logs/<test>.<id>
+	local keep=${LAB_KEEP_LOGS:-}
+	[ -z "$keep" ] && [ -n "$LAB_FAILED" ] && keep=/tmp/vnode-lab-logs/${T_FILE:-lab}.$LAB_ID.$(date +%s)
+	if [ -n "$keep" ] && [ -d "$LAB_TMP" ]; then
+		mkdir -p "$keep" && cp -r "$LAB_TMP"/. "$keep"/ 2>/dev/null &&
+		echo "  lab: logs kept in $keep" >&2
 	fi
 	rm -rf "$LAB_TMP"
 	wait 2>/dev/null
@@ -447,7 +457,8 @@ _lab_wg_go() {	# ROLE IFNAME
 	h=$(cat "$LAB_TMP/holder-$role.pid")
 	WG_PROCESS_FOREGROUND=1 nsenter -t "$h" -m -n wireguard-go -f "$ifn" >>"$LAB_TMP/wg-$role.log" 2>&1 &
 	echo $! >"$LAB_TMP/wg-$role.pid"; echo $! >>"$LAB_TMP/pids"
-	wait_for 5 nsenter -t "$h" -m test -S "/run/wireguard/$ifn.sock"
+	wait_for 10 nsenter -t "$h" -m test -S "/run/wireguard/$ifn.sock" ||
+		{ _lab_die "wireguard-go $ifn in $role: no control socket after 10 s"; return 1; }
 }
 
 _lab_wg_server() {
@@ -522,7 +533,7 @@ vpn_delete() {
 	return 0
 }
 _lab_no_tun0() { ! _lab_ip vnode link show tun0 >/dev/null 2>&1; }
-vpn_restore() { _lab_wg_client; }
+vpn_restore() { _lab_wg_client || { _lab_die "vpn_restore failed"; return 1; }; }
 # vpn_server_restart: the provider restarts its WireGuard server
 vpn_server_restart() {
 	local p
