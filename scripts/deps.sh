@@ -9,7 +9,7 @@ pkgs=(
 	libnetfilter-conntrack-dev libev-dev libcurl4-openssl-dev
 	# lab and tests
 	iproute2 nftables conntrack wireguard-go wireguard-tools python3 socat
-	iperf3 tcpdump procps util-linux iputils-ping
+	iperf3 tcpdump procps util-linux iputils-ping iptables
 )
 missing=()
 for p in "${pkgs[@]}"; do
