@@ -119,14 +119,24 @@ lab_down() {
 	rm -rf "$TMPD"
 }
 
-# start_vnoded LOG ARGS...: vnoded in the agent's cgroup, in the background;
-# waits for "ready". Sets VPID.
+# bg_in_cg CGDIR OUT CMD...: CMD in the background inside cgroup CGDIR and
+# the node netns, stdout and stderr to OUT, stdin kept (a plain & would
+# give it /dev/null). nsenter and sh exec, so BGPID is CMD's own pid.
+bg_in_cg() {
+	local cg=$1 out=$2; shift 2
+	nsenter --net=/run/netns/$NS_N sh -c 'echo $$ > "$0/cgroup.procs" && exec "$@"' \
+		"$cg" "$@" >"$out" 2>&1 0<&0 &
+	BGPID=$!
+	LAB_PIDS+=("$BGPID")
+}
+
+# start_vnoded LOG ARGS...: vnoded (verbose) in the agent's cgroup, in the
+# background; waits until it says it is ready. Sets VPID.
 start_vnoded() {
 	local log=$1; shift
 	# the harness exports VNODE_RESULTS, which vnoded would take for a setting
-	in_cg "$CG_AGENT" env -u VNODE_RESULTS "$VNODED" "$@" >"$log" 2>&1 &
-	VPID=$!
-	LAB_PIDS+=("$VPID")
+	bg_in_cg "$CG_AGENT" "$log" env -u VNODE_RESULTS "$VNODED" -v "$@"
+	VPID=$BGPID
 	wait_for 5 grep -q "ready: classifier" "$log"
 }
 

@@ -13,12 +13,11 @@ P="$SOCKPROBE open tcp4 $DST4 1001 open udp4 $DST4 1002 open tcp6 $DST6 1003
 	thread udp6 $DST6 1007 fork udp4 $DST4 1008 fork tcp6 $DST6 1009
 	exec udp4 $DST4 1010 somark 0x80000 udp4 $DST4 1011
 	somark 0x80000 tcp6 $DST6 1012 accept4 accept6 ready hold"
-start_vnoded "$TMPD/in.log" -v -- $P ||
+start_vnoded "$TMPD/in.log" -- $P ||
 	{ fail "vnoded starts" "$(tail -5 "$TMPD/in.log")"; exit 0; }
-in_cg "$CG_OUT" $SOCKPROBE open tcp4 $DST4 2001 open udp4 $DST4 2002 \
-	open tcp6 $DST6 2003 open udp6 $DST6 2004 open raw4 $DST4 2005 \
-	fork udp4 $DST4 2006 accept4 ready hold >"$TMPD/out.log" 2>&1 &
-LAB_PIDS+=($!)
+bg_in_cg "$CG_OUT" "$TMPD/out.log" $SOCKPROBE open tcp4 $DST4 2001 \
+	open udp4 $DST4 2002 open tcp6 $DST6 2003 open udp6 $DST6 2004 \
+	open raw4 $DST4 2005 fork udp4 $DST4 2006 accept4 ready hold
 wait_for 5 grep -qx 'ready' "$TMPD/in.log" ||
 	{ fail "probe inside ran" "$(tail -5 "$TMPD/in.log")"; exit 0; }
 wait_for 5 grep -qx 'ready' "$TMPD/out.log" ||
