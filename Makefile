@@ -63,6 +63,17 @@ $(B)/%.skel.h: $(B)/%.bpf.o
 deps:
 	bash scripts/deps.sh
 
+$(B)/nlbench: tests/bench/nlbench.c
+	@mkdir -p $(@D)
+	$(call msg,CC,$<)
+	$(Q)$(CC) $(CFLAGS) -o $@ $< $(LDLIBS)
+
+demo: all
+	bash tests/lab/demo.sh
+
+bench: all $(B)/nlbench
+	bash tests/bench/run.sh
+
 test: all
 	bash tests/run.sh
 

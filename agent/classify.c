@@ -478,14 +478,26 @@ target_open(const struct config *cfg)
 	return 0;
 }
 
+/*
+ * Attach the classifier before the command starts (COMMAND: there is one;
+ * without a command and without --attach-*, there is nothing to classify:
+ * the agent then only routes, and says so). Returns 0, or -1 after logging
+ * why nothing can classify: the caller must not run the command.
+ */
 int
-classify_start(const struct config *cfg)
+classify_start(const struct config *cfg, bool command)
 {
 	bool	 attach = cfg->attach_pid || cfg->attach_cgroup[0];
 	int	 ret = -1;
 
 	vstate.classifier = "none";
 	vstate.ok_classifier = false;
+	if (!command && !attach) {
+		log_info("classify: no command and no --attach-pid/--attach-cgroup: "
+		    "classifying nothing");
+		vstate.ok_classifier = true;
+		return 0;
+	}
 	cls.mark = cfg->mark;
 	cls.mask = cfg->mark_mask;
 	if (target_open(cfg) < 0)
@@ -626,8 +638,13 @@ classify_stop(void)
 int
 classify_detach(const struct config *cfg)
 {
+	char	 own[PATH_MAX];
 	int	 old[8], n, d = 0;
 
+	/* an agent in the root cgroup never attached there: nothing to undo */
+	if (!cfg->attach_pid && !cfg->attach_cgroup[0] &&
+	    (cgroup_of_pid(0, own, sizeof(own)) < 0 || !strcmp(own, "/")))
+		return 0;
 	if (target_open(cfg) < 0)
 		return -1;
 	if ((n = find_ours(cls.cgfd, old, 8)) < 0) {

@@ -52,7 +52,7 @@ static void
 vlog(enum log_level l, const char *tag, const char *f, va_list ap, int err)
 {
 	static const char *names[] = { "error", "warn", "info", "debug" };
-	char	 msg[1024];
+	char	 msg[8192];
 	int	 n;
 
 	if (l > level)

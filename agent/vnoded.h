@@ -148,6 +148,72 @@ int	cidr_parse(struct cidr *, const char *);
 const char *addr_str(const struct addr *, char *, size_t);
 const char *cidr_str(const struct cidr *, char *, size_t);
 
+/* The link-level view the agent acts on, read afresh on every sync. */
+struct ifview {
+	int		 index;		/* 0: absent */
+	bool		 up;
+	unsigned	 mtu;
+	struct addr	 a4;		/* first IPv4 address */
+	struct addr	 a6;		/* first global IPv6 address */
+};
+struct view {
+	struct ifview	 lan, vpn, ts;
+};
+/* Gateways in force: configured, or learned from main's defaults. */
+struct gateways {
+	struct addr	 gw, gw6;
+};
+/* Protocol number on every route and rule the agent installs ("V"). */
+#define VNODE_RTPROT	86
+
+static inline bool
+view_vpn_ok(const struct view *v)
+{
+	return v->vpn.index && v->vpn.up && v->vpn.a4.family;
+}
+
+static inline bool
+view_vpn6_ok(const struct config *c, const struct view *v)
+{
+	return v->vpn.index && v->vpn.up && c->ipv6 != TRI_OFF &&
+	    (c->ipv6 == TRI_ON || v->vpn.a6.family);
+}
+
+/* route.c */
+int	route_init(void);
+int	route_event_fd(void);
+int	route_drain_events(void);
+int	route_view(const struct config *, struct view *);
+int	route_sync(const struct config *, const struct view *, struct gateways *,
+	    int *rules_fixed, int *routes_fixed);
+int	route_rules_expected(const struct config *);
+int	route_cleanup(const struct config *);
+
+/* nft.c */
+/* Rules other parts add to table inet vnode (full lines, or NULL). */
+struct nft_extra {
+	const char	*output;	/* type route hook output */
+	const char	*input;		/* first in the input chain */
+	const char	*postrouting_nat; /* type nat hook postrouting, srcnat */
+};
+char	*nft_render(const struct config *, const struct view *, const struct nft_extra *);
+int	 nft_init(void);
+int	 nft_apply(const char *text);
+bool	 nft_same(const char *text);
+void	 nft_forget(void);
+bool	 nft_present(void);
+int	 nft_cmd(const char *cmd, const char **out);
+int	 nft_cleanup(void);
+int	 nft_events_open(void);
+int	 nft_events_read(void);
+
+/* ct.c */
+int	ct_flush_flows(void);
+
+/* sysctl.c */
+int	sysctl_apply(void);
+void	sysctl_restore(void);
+
 /*
  * cgroup.c: cgroup v2 paths are as /proc/PID/cgroup shows them (relative to
  * the reader's cgroup namespace); directories are where they are mounted
@@ -164,7 +230,8 @@ uint64_t cgroup_id(int dirfd);
 
 /*
  * classify.c: the control class. The core calls, in this order:
- *   classify_start(cfg)          before anything else is applied; -1: exit 1
+ *   supervise_check(cfg, argc, argv)  first of all; -1: exit 2
+ *   classify_start(cfg, argc > 0) before anything else is applied; -1: exit 1
  *                                (it logged why: never run unclassified)
  *   supervise_start(argv, classify_cgroup_fd(), classify_cgroup_own())
  *   classify_nft_*_rule()        when building table inet vnode: each is ""
@@ -177,7 +244,7 @@ uint64_t cgroup_id(int dirfd);
  *   classify_detach(cfg)         --cleanup only
  * vstate.classifier and vstate.ok_classifier are set by classify_start().
  */
-int	classify_start(const struct config *);
+int	classify_start(const struct config *, bool command);
 int	classify_cgroup_fd(void);
 bool	classify_cgroup_own(void);
 bool	classify_need_nft(void);

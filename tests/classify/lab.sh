@@ -26,6 +26,11 @@ CG_OUT=$CG2/$PFX-out		# somebody else on the same host
 TMPD=$(mktemp -d /tmp/$PFX.XXXX)
 LAB_PIDS=()
 
+# vnoded's environment: the harness exports VNODE_RESULTS, which vnoded
+# would take for a setting; the lab's LAN gateways are given (main's default
+# points into the tunnel here, as in the Gluetun stack)
+VENV=(env -u VNODE_RESULTS VNODE_LAN_GATEWAY=10.77.1.1 VNODE_LAN_GATEWAY6=fd77:1::1)
+
 in_node() { nsenter --net=/run/netns/$NS_N "$@"; }
 # in_cg CGDIR CMD...: exec CMD inside cgroup CGDIR (and the node netns)
 in_cg() {
@@ -134,10 +139,9 @@ bg_in_cg() {
 # background; waits until it says it is ready. Sets VPID.
 start_vnoded() {
 	local log=$1; shift
-	# the harness exports VNODE_RESULTS, which vnoded would take for a setting
-	bg_in_cg "$CG_AGENT" "$log" env -u VNODE_RESULTS "$VNODED" -v "$@"
+	bg_in_cg "$CG_AGENT" "$log" "${VENV[@]}" "$VNODED" -v "$@"
 	VPID=$BGPID
-	wait_for 5 grep -q "ready: classifier" "$log"
+	wait_for 5 grep -q "enforcing in" "$log"
 }
 
 # lines_ge FILE N: FILE has at least N lines (for wait_for)

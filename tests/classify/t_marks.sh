@@ -23,7 +23,7 @@ wait_for 5 grep -qx 'ready' "$TMPD/in.log" ||
 wait_for 5 grep -qx 'ready' "$TMPD/out.log" ||
 	{ fail "probe outside ran" "$(tail -5 "$TMPD/out.log")"; exit 0; }
 wait_for 5 grep -q 'udp4 pid=.* lport=' "$TMPD/in.log"
-grep -q 'classifier ebpf' "$TMPD/in.log" && ok "eBPF classifier in use" ||
+grep -q 'attach cgroup/sock_create' "$TMPD/in.log" && ok "eBPF classifier in use" ||
 	fail "eBPF classifier in use" "$(grep -i classif "$TMPD/in.log")"
 sleep 0.3	# let the last SYNs land
 

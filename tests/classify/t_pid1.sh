@@ -10,7 +10,7 @@ lab_up
 # pid1 ARGS...: vnoded as PID 1 in a new PID namespace, in the agent's
 # cgroup; waits; returns its status (unshare -f passes it on, signals too)
 pid1() {
-	in_cg "$CG_AGENT" unshare -p -f --mount-proc env -u VNODE_RESULTS "$VNODED" "$@"
+	in_cg "$CG_AGENT" unshare -p -f --mount-proc "${VENV[@]}" "$VNODED" "$@"
 }
 code() {	# name want ARGS...
 	local name=$1 want=$2 rc; shift 2
@@ -43,7 +43,7 @@ EOS
 chmod +x "$TMPD/trap.sh"
 # trap '' ignores them as a careless parent would; vnoded must undo it
 bg_in_cg "$CG_AGENT" "$TMPD/sig.log" sh -c 'trap "" INT QUIT HUP PIPE USR2; exec "$@"' sh \
-	unshare -p -f --mount-proc env -u VNODE_RESULTS "$VNODED" -- "$TMPD/trap.sh"
+	unshare -p -f --mount-proc "${VENV[@]}" "$VNODED" -- "$TMPD/trap.sh"
 UPID=$BGPID
 wait_for 5 grep -q started "$TMPD/got" || fail "trap script started" "$(cat "$TMPD/sig.log")"
 V1=$(pgrep -P "$UPID" -x vnoded)
@@ -82,7 +82,7 @@ expect_eq "exit status after the orphans" "$rc" 3
 
 # when the command ends, vnoded (PID 1) ends and the kernel kills the rest:
 # nothing of the namespace survives
-bg_in_cg "$CG_AGENT" "$TMPD/rest.log" unshare -p -f --mount-proc env -u VNODE_RESULTS \
+bg_in_cg "$CG_AGENT" "$TMPD/rest.log" unshare -p -f --mount-proc "${VENV[@]}" \
 	"$VNODED" -- sh -c "sh -c 'trap \"\" TERM; echo \$\$ > $TMPD/left; exec sleep 30' & sleep 0.3; exit 5"
 UPID=$BGPID
 wait "$UPID"; rc=$?

@@ -17,7 +17,7 @@ refused() {	# name want-substring env-assignments... -- vnoded-arguments...
 	while [ $# -gt 0 ] && [ "$1" != -- ]; do envs+=("$1"); shift; done
 	shift	# what follows are vnoded's arguments
 	rm -f "$TMPD/ran"
-	out=$(in_cg "$CG_AGENT" env -u VNODE_RESULTS "${envs[@]}" "$VNODED" "$@" 2>&1); rc=$?
+	out=$(in_cg "$CG_AGENT" env "${envs[@]}" "${VENV[@]}" "$VNODED" "$@" 2>&1); rc=$?
 	local progs tables
 	progs=$(bpftool cgroup show "$CG_AGENT" | grep -c .)
 	tables=$(in_node nft list tables | grep -c vnode)
@@ -44,16 +44,16 @@ refused "bad classifier setting" "VNODE_CLASSIFIER" VNODE_CLASSIFIER=bpf -- -- "
 
 # accepted: containerboot without TS_USERSPACE runs with it false
 rm -f "$TMPD/ran"
-in_cg "$CG_AGENT" env -u VNODE_RESULTS -u TS_USERSPACE "$VNODED" -- "$TMPD/containerboot" >"$TMPD/cb.log" 2>&1; rc=$?
+in_cg "$CG_AGENT" env -u TS_USERSPACE "${VENV[@]}" "$VNODED" -- "$TMPD/containerboot" >"$TMPD/cb.log" 2>&1; rc=$?
 expect_eq "containerboot without TS_USERSPACE runs (exit 0)" "$rc" 0
 expect_eq "containerboot gets TS_USERSPACE=false" "$(cat "$TMPD/ran" 2>/dev/null)" "ran TS_USERSPACE=false"
 rm -f "$TMPD/ran"
-in_cg "$CG_AGENT" env -u VNODE_RESULTS TS_USERSPACE=false TS_ACCEPT_DNS=false "$VNODED" -- "$TMPD/containerboot" >"$TMPD/cb.log" 2>&1; rc=$?
+in_cg "$CG_AGENT" "${VENV[@]}" TS_USERSPACE=false TS_ACCEPT_DNS=false "$VNODED" -- "$TMPD/containerboot" >"$TMPD/cb.log" 2>&1; rc=$?
 expect_eq "TS_USERSPACE=false TS_ACCEPT_DNS=false accepted" "$rc:$(cat "$TMPD/ran" 2>/dev/null)" "0:ran TS_USERSPACE=false"
 
 # the root of the hierarchy is never classified
 out=$(nsenter --net=/run/netns/$NS_N sh -c 'echo $$ > "$0/cgroup.procs" && exec "$@"' "$CG2" \
-	env -u VNODE_RESULTS "$VNODED" -- true 2>&1); rc=$?
+	"${VENV[@]}" "$VNODED" -- true 2>&1); rc=$?
 if [ $rc = 1 ] && grep -q "root of the cgroup2 hierarchy" <<<"$out" &&
    ! bpftool cgroup show "$CG2" | grep -q vnode_classify; then
 	ok "an agent in the root cgroup refuses to classify the whole host (exit 1)"

@@ -26,7 +26,7 @@ for i in 1 2 3 4 5; do
 	# no agent now: the supervised child opens a socket
 	echo "open udp4 $DST4 $((3010 + i))" >&7
 	sleep 0.1
-	start_vnoded "$TMPD/r$i.log" || { gapok=0; fail "restart $i" "$(tail -3 "$TMPD/r$i.log")"; }
+	start_vnoded "$TMPD/r$i.log" -- sleep 1000 || { gapok=0; fail "restart $i" "$(tail -3 "$TMPD/r$i.log")"; }
 	grep -q "replace cgroup/sock_create" "$TMPD/r$i.log" || replaced_bad=1
 	n=$(bpftool cgroup show "$CG_AGENT" | grep -c 'sock_create.*vnode_classify')
 	[ "$n" = 1 ] || { gapok=0; fail "one program after restart $i" "$n attached"; }
@@ -50,4 +50,5 @@ done
 [[ " $lan " == *" 3100 "* ]] && ok "burst across the restarts reached the LAN" || fail "burst reached the LAN" "lan: $lan"
 [[ " $vpn " != *" 3100 "* ]] && ok "not one of 1500 sockets opened across 5 restarts reached the VPN" ||
 	fail "no burst socket reached the VPN" "vpn: $vpn"
-kill -TERM "$VPID" 2>/dev/null; wait "$VPID" 2>/dev/null
+kill -TERM "$VPID"; wait "$VPID"; rc=$?
+expect_eq "last agent forwards SIGTERM to its command and exits 143" "$rc" 143
