@@ -13,6 +13,8 @@
  *   somark MARK KIND ADDR PORT   SO_MARK before sending (as tailscaled)
  *   accept4 / accept6        listen on loopback, connect, keep the accepted
  *   burst KIND ADDR PORT N MS  N sockets, one packet each, MS apart, closed
+ *   resend N                 each UDP socket still open sends again, to
+ *                            its port + N
  *   ready                    print "ready" (flushed)
  *   sleep MS
  *   hold                     wait until stdin closes or SIGTERM
@@ -35,6 +37,10 @@
 #include <unistd.h>
 
 static const char *self;
+
+/* UDP sockets kept open, for resend */
+static struct { int fd; struct sockaddr_storage to; socklen_t tl; } kept[64];
+static int nkept;
 
 static void
 die(const char *what)
@@ -89,6 +95,11 @@ one(const char *kind, const char *addr, int port, unsigned mark, int close_it)
 	} else if (type == SOCK_DGRAM) {
 		if (sendto(fd, "probe", 5, 0, (void *)&ss, sl) != 5)
 			die("sendto");
+		if (!close_it && nkept < 64) {
+			kept[nkept].fd = fd;
+			kept[nkept].to = ss;
+			kept[nkept++].tl = sl;
+		}
 	} else {
 		struct icmphdr h = { .type = ICMP_ECHO };
 		h.un.echo.id = htons(port);
@@ -224,6 +235,19 @@ command(char **w, int n)
 		}
 		printf("burst %d done\n", cnt);
 		fflush(stdout);
+	} else if (!strcmp(w[0], "resend") && n == 2) {
+		/* every kept UDP socket sends again, to its port + N */
+		for (int i = 0; i < nkept; i++) {
+			struct sockaddr_storage to = kept[i].to;
+			in_port_t *pp = to.ss_family == AF_INET ?
+			    &((struct sockaddr_in *)&to)->sin_port :
+			    &((struct sockaddr_in6 *)&to)->sin6_port;
+			*pp = htons(ntohs(*pp) + atoi(w[1]));
+			if (sendto(kept[i].fd, "again", 5, 0, (void *)&to, kept[i].tl) != 5)
+				die("resend");
+		}
+		printf("resent %d\n", nkept);
+		fflush(stdout);
 	} else if (!strcmp(w[0], "ready")) {
 		printf("ready\n");
 		fflush(stdout);
@@ -266,7 +290,7 @@ main(int argc, char **argv)
 		static const struct { const char *c; int n; } arity[] = {
 		    { "open", 4 }, { "thread", 4 }, { "fork", 4 }, { "exec", 4 },
 		    { "somark", 5 }, { "accept4", 1 }, { "accept6", 1 },
-		    { "burst", 6 }, { "ready", 1 }, { "sleep", 2 }, { "hold", 1 } };
+		    { "burst", 6 }, { "resend", 2 }, { "ready", 1 }, { "sleep", 2 }, { "hold", 1 } };
 		int	 k = -1;
 		for (size_t j = 0; j < sizeof(arity) / sizeof(arity[0]); j++)
 			if (!strcmp(argv[i], arity[j].c))
