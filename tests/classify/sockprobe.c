@@ -15,6 +15,7 @@
  *   burst KIND ADDR PORT N MS  N sockets, one packet each, MS apart, closed
  *   resend N                 each UDP socket still open sends again, to
  *                            its port + N
+ *   bench N KIND             N x socket()+close(); prints ns per socket
  *   ready                    print "ready" (flushed)
  *   sleep MS
  *   hold                     wait until stdin closes or SIGTERM
@@ -248,6 +249,21 @@ command(char **w, int n)
 		}
 		printf("resent %d\n", nkept);
 		fflush(stdout);
+	} else if (!strcmp(w[0], "bench") && n == 3) {
+		/* N x socket()+close() of KIND (udp4, tcp4, udp6, tcp6): ns each */
+		int	 cnt = atoi(w[1]), fam = strchr(w[2], '6') ? AF_INET6 : AF_INET;
+		int	 type = !strncmp(w[2], "tcp", 3) ? SOCK_STREAM : SOCK_DGRAM;
+		struct timespec a, b;
+		clock_gettime(CLOCK_MONOTONIC, &a);
+		for (int i = 0; i < cnt; i++) {
+			int	 fd = socket(fam, type, 0);
+			if (fd < 0)
+				die("socket");
+			close(fd);
+		}
+		clock_gettime(CLOCK_MONOTONIC, &b);
+		printf("%.1f\n", ((b.tv_sec - a.tv_sec) * 1e9 + (b.tv_nsec - a.tv_nsec)) / cnt);
+		fflush(stdout);
 	} else if (!strcmp(w[0], "ready")) {
 		printf("ready\n");
 		fflush(stdout);
@@ -290,7 +306,7 @@ main(int argc, char **argv)
 		static const struct { const char *c; int n; } arity[] = {
 		    { "open", 4 }, { "thread", 4 }, { "fork", 4 }, { "exec", 4 },
 		    { "somark", 5 }, { "accept4", 1 }, { "accept6", 1 },
-		    { "burst", 6 }, { "resend", 2 }, { "ready", 1 }, { "sleep", 2 }, { "hold", 1 } };
+		    { "burst", 6 }, { "resend", 2 }, { "bench", 3 }, { "ready", 1 }, { "sleep", 2 }, { "hold", 1 } };
 		int	 k = -1;
 		for (size_t j = 0; j < sizeof(arity) / sizeof(arity[0]); j++)
 			if (!strcmp(argv[i], arity[j].c))
