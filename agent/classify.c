@@ -86,9 +86,9 @@ libbpf_log(enum libbpf_print_level lvl, const char *fmt, va_list ap)
 	while (n && buf[n - 1] == '\n')
 		buf[--n] = '\0';
 	if (lvl == LIBBPF_WARN)
-		log_warnx("libbpf: %s", buf);
+		log_warnx("%s", buf);	/* libbpf says "libbpf: " itself */
 	else
-		log_debug("libbpf: %s", buf);
+		log_debug("%s", buf);
 	return 0;
 }
 #pragma GCC diagnostic pop
