@@ -170,8 +170,8 @@ cgroup_mkchild(int parent, const char *name)
 
 /*
  * Move the calling process into cgroup DIRFD by writing "0" to its
- * cgroup.procs (async-signal-safe: used between fork and exec). Returns 0
- * or -errno.
+ * cgroup.procs (only open/write/close: fine between fork and exec).
+ * Returns 0 or -errno.
  */
 int
 cgroup_enter(int dirfd)
@@ -198,8 +198,9 @@ cgroup_id(int dirfd)
 /*
  * Whether the calling process sits in cgroup DIRFD (or below it when
  * BELOW): compares the inode of its own cgroup's directory. Used by the
- * supervised child before it execs, and safe there (no malloc; stack
- * buffers). Returns 1, 0, or -errno.
+ * supervised child between fork and exec; it uses stdio, which is safe
+ * there only because the agent is single-threaded (libev and libbpf start
+ * no threads). Returns 1, 0, or -errno.
  */
 int
 cgroup_self_in(int dirfd, bool below)
