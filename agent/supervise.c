@@ -22,6 +22,7 @@
 #include <sys/wait.h>
 #include <fcntl.h>
 #include <unistd.h>
+#include <netinet/in.h>
 
 #include "vnoded.h"
 
@@ -109,6 +110,62 @@ str_has_accept_dns(const char *s)
 	return r;
 }
 
+/*
+ * Resolvers that tailscaled upgrades to DNS-over-HTTPS when it finds them in
+ * resolv.conf (tailscale net/dns/publicdns: Google, Cloudflare, Quad9,
+ * Mullvad, NextDNS, Control D). Its DoH flows are tcp/443 from its own
+ * sockets: control class, out of the LAN, a DNS leak port 53 rules never
+ * see. Prefixes cover the providers' anycast ranges.
+ */
+static const char *doh_resolvers[] = {
+	"8.8.8.8", "8.8.4.4", "2001:4860:4860::8888", "2001:4860:4860::8844",
+	"1.1.1.1", "1.0.0.1", "1.1.1.2", "1.0.0.2", "1.1.1.3", "1.0.0.3",
+	"2606:4700:4700::1111", "2606:4700:4700::1001", "2606:4700:4700::1112",
+	"2606:4700:4700::1002", "2606:4700:4700::1113", "2606:4700:4700::1003",
+	"9.9.9.9", "149.112.112.112", "9.9.9.10", "149.112.112.10", "9.9.9.11",
+	"149.112.112.11", "2620:fe::fe", "2620:fe::9", "2620:fe::10",
+	"2620:fe::fe:10", "2620:fe::11", "2620:fe::fe:11",
+	"194.242.2.2", "194.242.2.3", "194.242.2.4", "194.242.2.5",
+	"194.242.2.6", "194.242.2.9",
+	NULL
+};
+static const char *doh_prefixes[] = {
+	"45.90.28.", "45.90.30.", "2a07:a8c0:", "2a07:a8c1:",	/* NextDNS */
+	"76.76.2.", "76.76.10.", "2606:1a40:",			/* Control D */
+	"2a07:e340:",						/* Mullvad */
+	NULL
+};
+
+/* The first nameserver of PATH that tailscaled would use over DoH, or NULL. */
+static const char *
+resolv_doh(const char *path, char *buf, size_t n)
+{
+	FILE	*f = fopen(path, "re");
+	char	 line[512];
+	const char *hit = NULL;
+
+	if (!f)
+		return NULL;
+	while (!hit && fgets(line, sizeof(line), f)) {
+		char	*save, *k = strtok_r(line, " \t\n", &save);
+		char	*v = k ? strtok_r(NULL, " \t\n", &save) : NULL;
+		if (!k || !v || strcmp(k, "nameserver"))
+			continue;
+		for (int i = 0; doh_resolvers[i] && !hit; i++)
+			if (!strcasecmp(v, doh_resolvers[i]))
+				hit = v;
+		for (int i = 0; doh_prefixes[i] && !hit; i++)
+			if (!strncasecmp(v, doh_prefixes[i], strlen(doh_prefixes[i])))
+				hit = v;
+		if (hit) {
+			snprintf(buf, n, "%s", hit);
+			hit = buf;
+		}
+	}
+	fclose(f);
+	return hit;
+}
+
 static int
 refuse(const char *what, const char *why)
 {
@@ -129,10 +186,27 @@ supervise_check(const struct config *cfg, int argc, char **argv)
 	const char *v, *base;
 	int	 b;
 
+	char	 rpath[64], ns[INET6_ADDRSTRLEN + 8];
+
 	if ((cfg->attach_pid || cfg->attach_cgroup[0]) && argc > 0)
 		return refuse("a command in attach mode",
 		    "--attach-pid/--attach-cgroup classify a running tailscaled; "
 		    "give either them or a command after --");
+	/* tailscaled's resolv.conf: ours when we start it, the target's in
+	 * attach mode (through its root, since we share its PID namespace) */
+	if (cfg->attach_pid)
+		snprintf(rpath, sizeof(rpath), "/proc/%d/root/etc/resolv.conf", cfg->attach_pid);
+	else
+		snprintf(rpath, sizeof(rpath), "/etc/resolv.conf");
+	if ((argc > 0 || cfg->attach_pid || cfg->attach_cgroup[0]) &&
+	    cfg->dns == DNS_VPN && resolv_doh(rpath, ns, sizeof(ns))) {
+		char	 what[sizeof(ns) + sizeof(rpath) + 16];
+		snprintf(what, sizeof(what), "nameserver %s in %s", ns, rpath);
+		return refuse(what, "tailscaled upgrades this resolver to DNS-over-HTTPS "
+		    "(tcp/443 from its own sockets), which would leave by the LAN; name a "
+		    "resolver reached through the VPN (Gluetun's 127.0.0.1, or the VPN "
+		    "provider's), or set VNODE_DNS=lan to opt out");
+	}
 	if (argc == 0)
 		return 0;
 	base = strrchr(argv[0], '/') ? strrchr(argv[0], '/') + 1 : argv[0];

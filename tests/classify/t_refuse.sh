@@ -58,3 +58,27 @@ if [ $rc = 1 ] && grep -q "root of the cgroup2 hierarchy" <<<"$out" &&
    ! bpftool cgroup show "$CG2" | grep -q vnode_classify; then
 	ok "an agent in the root cgroup refuses to classify the whole host (exit 1)"
 else fail "root cgroup refused" "rc=$rc $out"; fi
+
+# a resolver tailscaled would upgrade to DNS-over-HTTPS (tcp/443, control
+# class, out of the LAN): refused unless VNODE_DNS=lan. resolv.conf is
+# replaced in a private mount namespace.
+with_resolv() {	# content env... -- vnoded args
+	local content=$1; shift
+	printf '%s\n' "$content" >"$TMPD/resolv.conf"
+	local envs=(); while [ "$1" != -- ]; do envs+=("$1"); shift; done; shift
+	in_cg "$CG_AGENT" unshare -m sh -c 'mount --bind "$0" /etc/resolv.conf && exec "$@"' \
+		"$TMPD/resolv.conf" env "${envs[@]}" "${VENV[@]}" "$VNODED" "$@"
+}
+for r in 1.1.1.1 8.8.8.8 9.9.9.9 2606:4700:4700::1111 45.90.28.7; do
+	rm -f "$TMPD/ran"
+	out=$(with_resolv "nameserver $r" -- -- "$TMPD/tailscaled" 2>&1); rc=$?
+	if [ $rc = 2 ] && grep -q "refusing nameserver $r in /etc/resolv.conf: tailscaled upgrades" <<<"$out" &&
+	   [ ! -e "$TMPD/ran" ]; then ok "resolv.conf naming $r (DoH-upgraded) refused, exit 2"
+	else fail "resolv.conf $r refused" "rc=$rc $out"; fi
+done
+rm -f "$TMPD/ran"
+with_resolv "nameserver 127.0.0.1" TS_USERSPACE=false -- -- "$TMPD/containerboot" >/dev/null 2>&1; rc=$?
+expect_eq "resolv.conf naming a local resolver (Gluetun's 127.0.0.1) accepted" "$rc:$(cat "$TMPD/ran" 2>/dev/null)" "0:ran TS_USERSPACE=false"
+rm -f "$TMPD/ran"
+with_resolv "nameserver 1.1.1.1" VNODE_DNS=lan TS_USERSPACE=false -- -- "$TMPD/containerboot" >/dev/null 2>&1; rc=$?
+expect_eq "VNODE_DNS=lan opts out of the DoH refusal" "$rc:$(cat "$TMPD/ran" 2>/dev/null)" "0:ran TS_USERSPACE=false"
