@@ -68,5 +68,24 @@ expect_eq "one program attached to the agent's cgroup" "$n" 1
 n=$(bpftool cgroup show "$CG_OUT" | grep -c .)
 expect_eq "nothing attached to the outside cgroup" "$n" 0
 
+# its counter map (what classify_sockets_marked() reads), from outside
+pid=$(bpftool cgroup show "$CG_AGENT" | awk '/vnode_classify/ {print $1}')
+cnt=$(python3 - "$pid" <<'PY'
+import json, subprocess, sys
+bt = lambda *a: json.loads(subprocess.run(["bpftool", "-j", *a], capture_output=True, text=True).stdout)
+for m in bt("prog", "show", "id", sys.argv[1])["map_ids"]:
+	if bt("map", "show", "id", str(m))["name"] != "vnode_cls_cnt":
+		continue
+	v = {}
+	for e in bt("map", "dump", "id", str(m)):
+		f = e["formatted"]
+		v[int(f["key"])] = sum(int(x["value"]) for x in f["values"])
+	print(v.get(0, 0), v.get(1, 0))
+PY
+)
+read -r total v6 <<<"$cnt"
+[ "${total:-0}" -ge 13 ] && [ "${v6:-0}" -ge 5 ] && [ "$v6" -lt "$total" ] &&
+	ok "counter map: $total sockets marked, $v6 of them IPv6" || fail "counter map" "got '$cnt'"
+
 kill -TERM "$VPID"; wait "$VPID"; rc=$?
 expect_eq "SIGTERM forwarded: vnoded exits 128+15 with its child" "$rc" 143
