@@ -117,6 +117,7 @@ cg_kill() {	# kill everything in cgroup dir $1 and remove it
 
 lab_down() {
 	local p
+	disown -a 2>/dev/null	# no "Killed" notices for the jobs killed below
 	for p in "${LAB_PIDS[@]}"; do kill -9 "$p" 2>/dev/null; done
 	cg_kill "$CG_AGENT"
 	cg_kill "$CG_OUT"
