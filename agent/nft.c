@@ -94,7 +94,7 @@ mss_for(const struct config *cfg, const struct view *v, int family)
  * only when the text differs.
  */
 char *
-nft_render(const struct config *cfg, const struct view *v, const char *extra_output)
+nft_render(const struct config *cfg, const struct view *v, const struct nft_extra *x)
 {
 	struct buf b = { 0 };
 	char	 ctl[2][64], a[INET6_ADDRSTRLEN + 8];
@@ -141,6 +141,8 @@ nft_render(const struct config *cfg, const struct view *v, const char *extra_out
 
 	/* input: the tailnet reaches nothing of the node but replies and ping */
 	bp(&b, "\tchain input {\n\t\ttype filter hook input priority filter - 10; policy accept;\n");
+	if (x && x->input)
+		bp(&b, "%s", x->input);
 	bp(&b, "\t\tiifname \"%s\" ct state established,related accept\n", T);
 	bp(&b, "\t\tiifname \"%s\" ip daddr %s meta l4proto icmp accept\n", T, tail4);
 	bp(&b, "\t\tiifname \"%s\" ip6 daddr %s meta l4proto ipv6-icmp accept\n", T, tail6);
@@ -167,8 +169,8 @@ nft_render(const struct config *cfg, const struct view *v, const char *extra_out
 	 */
 	bp(&b, "\tchain output {\n\t\ttype route hook output priority mangle; policy accept;\n");
 	bp(&b, "\t\tct mark & 0x%x == 0x%x meta mark set meta mark | 0x%x\n", FLOW_MARK, FLOW_MARK, FLOW_MARK);
-	if (extra_output)
-		bp(&b, "%s", extra_output);
+	if (x && x->output)
+		bp(&b, "%s", x->output);
 	bp(&b, "\t}\n");
 
 	/* DNS of the control class onto a resolver reached through the tunnel */
@@ -184,6 +186,8 @@ nft_render(const struct config *cfg, const struct view *v, const char *extra_out
 
 	bp(&b, "\tchain postrouting_nat {\n\t\ttype nat hook postrouting priority srcnat; policy accept;\n");
 	bp(&b, "\t\toifname \"%s\" masquerade\n", V);
+	if (x && x->postrouting_nat)
+		bp(&b, "%s", x->postrouting_nat);
 	if (cfg->n_allow_lan)
 		bp(&b, "\t\tiifname \"%s\" oifname \"%s\" masquerade\n", T, L);
 	bp(&b, "\t}\n");
