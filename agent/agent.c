@@ -222,7 +222,9 @@ agent_run(const struct config *c, int argc, char **argv)
 		fatalx("nftables events: %s", strerror(-nfd));
 	badsys = sysctl_apply();
 	set_extra();
-	if ((ret = agent_sync(true, true)) < 0)
+	if ((ret = agent_sync(true, true)) < 0 && !nft_present())
+		fatalx("the kill switch (table inet %s) could not be installed", NFT_TABLE);
+	if (ret < 0)
 		log_warnx("first sync incomplete: %s", strerror(-ret));
 	clock_gettime(CLOCK_MONOTONIC, &t1);
 	{

@@ -177,7 +177,7 @@ nft_render(const struct config *cfg, const struct view *v, const struct nft_extr
 	if (cfg->dns == DNS_VPN && cfg->dns_server.family) {
 		const char *fam = cfg->dns_server.family == AF_INET ? "ip" : "ip6";
 		addr_str(&cfg->dns_server, a, sizeof(a));
-		bp(&b, "\tchain output_nat {\n\t\ttype nat hook output priority dstnat; policy accept;\n");
+		bp(&b, "\tchain output_nat {\n\t\ttype nat hook output priority -100; policy accept;\n");
 		for (int m = 0; m < nctl; m++)
 			bp(&b, "\t\t%s meta l4proto { udp, tcp } th dport 53 %s daddr != %s dnat %s to %s\n",
 			    ctl[m], fam, cfg->dns_server.family == AF_INET ? "127.0.0.0/8" : "::1", fam, a);
