@@ -7,6 +7,7 @@
  */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <limits.h>
 #include <stdio.h>
 #include <signal.h>
 #include <stdlib.h>
@@ -24,7 +25,8 @@ static const struct config *cfg;
 static struct gateways gws;
 static struct view	last_view;
 static bool		have_view;
-static char		*extra_output;	/* classifier rules for the output chain */
+static struct nft_extra extra;	/* the fallback classifier's rules */
+static int		 exit_code;	/* the supervised command's, or 0 */
 
 static int64_t
 now_s(void)
@@ -70,7 +72,7 @@ agent_sync(bool starting, bool nft_force)
 		log_warnx("reading links: %s", strerror(-ret));
 		return ret;
 	}
-	text = nft_render(cfg, &v, extra_output);
+	text = nft_render(cfg, &v, &extra);
 	if (nft_force || !nft_same(text)) {
 		if (nft_apply(text) < 0)
 			err = -EIO;
@@ -149,11 +151,43 @@ stop_cb(struct ev_loop *loop, ev_signal *w, int revents)
 	ev_break(loop, EVBREAK_ALL);
 }
 
+/* Supervise mode: the listed signals go to the command, not to us. */
 static void
-set_extra_output(void)
+fwd_cb(struct ev_loop *loop, ev_signal *w, int revents)
 {
-	/* room for the fallback classifier's rules (classify.c) */
-	extra_output = NULL;
+	supervise_forward(w->signum);
+}
+
+/* libev's default loop reaps every child and hands each status here. */
+static void
+child_cb(struct ev_loop *loop, ev_child *w, int revents)
+{
+	if (supervise_child_exited(w->rpid, w->rstatus)) {
+		exit_code = supervise_exit_code();
+		log_info("command ended: exiting with %d, kill switch stays in place",
+		    exit_code);
+		ev_break(loop, EVBREAK_ALL);
+	}
+}
+
+/*
+ * The nftables classifier's rules (classify.c), when it is in use: BPF was
+ * refused, or attach mode's sockets that predate the attach.
+ */
+static void
+set_extra(void)
+{
+	static char out[PATH_MAX + 256], in[256], nat[256];
+
+	memset(&extra, 0, sizeof(extra));
+	if (!classify_need_nft())
+		return;
+	snprintf(out, sizeof(out), "\t\t%s\n", classify_nft_output_rule());
+	snprintf(in, sizeof(in), "\t\t%s\n", classify_nft_input_rule(cfg->lan_if));
+	snprintf(nat, sizeof(nat), "\t\t%s\n", classify_nft_postrouting_rule(cfg->lan_if));
+	extra.output = out;
+	extra.input = in;
+	extra.postrouting_nat = nat;
 }
 
 int
@@ -161,7 +195,8 @@ agent_run(const struct config *c, int argc, char **argv)
 {
 	struct ev_loop	*loop = ev_default_loop(EVFLAG_NOENV | EVFLAG_SIGNALFD);
 	ev_io		 rtnl_w, nft_w;
-	ev_signal	 term_w, int_w;
+	ev_signal	 term_w, int_w, fwd_w[8];
+	ev_child	 child_w;
 	struct timespec	 t0, t1;
 	int		 ret, nfd, badsys;
 
@@ -172,10 +207,12 @@ agent_run(const struct config *c, int argc, char **argv)
 	vstate.started = now_s();
 	vstate.classifier = "none";
 	vstate.ok_child = true;
-	if (argc > 0) {
-		fprintf(stderr, "vnoded: running a command (-- %s) is not supported by this build\n", argv[0]);
+	/* refusals first: nothing is applied before them (exit 2) */
+	if (supervise_check(cfg, argc, argv) < 0)
 		return 2;
-	}
+	/* then the classifier, before the command exists: never unclassified */
+	if (classify_start(cfg, argc > 0) < 0)
+		return 1;
 	if ((ret = route_init()) < 0)
 		fatalx("netlink: %s", strerror(-ret));
 	if ((ret = nft_init()) < 0)
@@ -184,8 +221,10 @@ agent_run(const struct config *c, int argc, char **argv)
 	if ((nfd = nft_events_open()) < 0)
 		fatalx("nftables events: %s", strerror(-nfd));
 	badsys = sysctl_apply();
-	set_extra_output();
-	if ((ret = agent_sync(true, true)) < 0)
+	set_extra();
+	if ((ret = agent_sync(true, true)) < 0 && !nft_present())
+		fatalx("the kill switch (table inet %s) could not be installed", NFT_TABLE);
+	if (ret < 0)
 		log_warnx("first sync incomplete: %s", strerror(-ret));
 	clock_gettime(CLOCK_MONOTONIC, &t1);
 	{
@@ -204,14 +243,29 @@ agent_run(const struct config *c, int argc, char **argv)
 	ev_io_start(loop, &rtnl_w);
 	ev_io_init(&nft_w, nftev_cb, nfd, EV_READ);
 	ev_io_start(loop, &nft_w);
-	ev_signal_init(&term_w, stop_cb, SIGTERM);
-	ev_signal_start(loop, &term_w);
-	ev_signal_init(&int_w, stop_cb, SIGINT);
-	ev_signal_start(loop, &int_w);
+	if (argc > 0) {
+		/* PID 1: forward, reap, and end with the command */
+		for (int i = 0; supervise_signals[i] && i < 8; i++) {
+			ev_signal_init(&fwd_w[i], fwd_cb, supervise_signals[i]);
+			ev_signal_start(loop, &fwd_w[i]);
+		}
+		ev_child_init(&child_w, child_cb, 0, 0);
+		ev_child_start(loop, &child_w);
+		if (supervise_start(argv, classify_cgroup_fd(), classify_cgroup_own()) < 0) {
+			classify_stop();
+			return supervise_exit_code();
+		}
+	} else {
+		ev_signal_init(&term_w, stop_cb, SIGTERM);
+		ev_signal_start(loop, &term_w);
+		ev_signal_init(&int_w, stop_cb, SIGINT);
+		ev_signal_start(loop, &int_w);
+	}
 	/* changes that happened during the first sync are in the queue: */
 	rtnl_cb(loop, &rtnl_w, 0);
 	ev_run(loop, 0);
-	return 0;
+	classify_stop();
+	return exit_code;
 }
 
 int
@@ -225,6 +279,8 @@ agent_cleanup(const struct config *c)
 	}
 	n = route_cleanup(c);
 	nft_cleanup();
+	if (classify_detach(c) < 0)
+		log_warnx("cleanup: the classifier program could not be detached");
 	sysctl_restore();
 	log_info("cleanup: removed %d rules and routes and table inet %s", n < 0 ? 0 : n, NFT_TABLE);
 	return n < 0 ? n : 0;

@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <endian.h>
 #include <unistd.h>
 
 #include <libmnl/libmnl.h>
@@ -25,7 +26,14 @@
 static struct nft_ctx	*ctx;
 static struct mnl_socket *ev;
 static char		*applied;	/* text of the table we last applied */
-static bool		 foreign_change;	/* in the current batch */
+static bool		 touched;	/* the current batch touches our table */
+/* Rule handles of our table right after we applied it. A handle is never
+ * reused, so any rule or chain added, removed or replaced by anyone shows as
+ * a different set. (Events name the sender by its pid in the host's PID
+ * namespace, which a containerised PID 1 cannot compare with its own.) */
+#define MAX_HANDLES	256
+static uint64_t		 handles[MAX_HANDLES];
+static int		 nhandles = -1;	/* -1: unknown */
 
 struct buf {
 	char	*p;
@@ -86,7 +94,7 @@ mss_for(const struct config *cfg, const struct view *v, int family)
  * only when the text differs.
  */
 char *
-nft_render(const struct config *cfg, const struct view *v, const char *extra_output)
+nft_render(const struct config *cfg, const struct view *v, const struct nft_extra *x)
 {
 	struct buf b = { 0 };
 	char	 ctl[2][64], a[INET6_ADDRSTRLEN + 8];
@@ -133,6 +141,8 @@ nft_render(const struct config *cfg, const struct view *v, const char *extra_out
 
 	/* input: the tailnet reaches nothing of the node but replies and ping */
 	bp(&b, "\tchain input {\n\t\ttype filter hook input priority filter - 10; policy accept;\n");
+	if (x && x->input)
+		bp(&b, "%s", x->input);
 	bp(&b, "\t\tiifname \"%s\" ct state established,related accept\n", T);
 	bp(&b, "\t\tiifname \"%s\" ip daddr %s meta l4proto icmp accept\n", T, tail4);
 	bp(&b, "\t\tiifname \"%s\" ip6 daddr %s meta l4proto ipv6-icmp accept\n", T, tail6);
@@ -159,15 +169,15 @@ nft_render(const struct config *cfg, const struct view *v, const char *extra_out
 	 */
 	bp(&b, "\tchain output {\n\t\ttype route hook output priority mangle; policy accept;\n");
 	bp(&b, "\t\tct mark & 0x%x == 0x%x meta mark set meta mark | 0x%x\n", FLOW_MARK, FLOW_MARK, FLOW_MARK);
-	if (extra_output)
-		bp(&b, "%s", extra_output);
+	if (x && x->output)
+		bp(&b, "%s", x->output);
 	bp(&b, "\t}\n");
 
 	/* DNS of the control class onto a resolver reached through the tunnel */
 	if (cfg->dns == DNS_VPN && cfg->dns_server.family) {
 		const char *fam = cfg->dns_server.family == AF_INET ? "ip" : "ip6";
 		addr_str(&cfg->dns_server, a, sizeof(a));
-		bp(&b, "\tchain output_nat {\n\t\ttype nat hook output priority dstnat; policy accept;\n");
+		bp(&b, "\tchain output_nat {\n\t\ttype nat hook output priority -100; policy accept;\n");
 		for (int m = 0; m < nctl; m++)
 			bp(&b, "\t\t%s meta l4proto { udp, tcp } th dport 53 %s daddr != %s dnat %s to %s\n",
 			    ctl[m], fam, cfg->dns_server.family == AF_INET ? "127.0.0.0/8" : "::1", fam, a);
@@ -176,6 +186,8 @@ nft_render(const struct config *cfg, const struct view *v, const char *extra_out
 
 	bp(&b, "\tchain postrouting_nat {\n\t\ttype nat hook postrouting priority srcnat; policy accept;\n");
 	bp(&b, "\t\toifname \"%s\" masquerade\n", V);
+	if (x && x->postrouting_nat)
+		bp(&b, "%s", x->postrouting_nat);
 	if (cfg->n_allow_lan)
 		bp(&b, "\t\tiifname \"%s\" oifname \"%s\" masquerade\n", T, L);
 	bp(&b, "\t}\n");
@@ -217,40 +229,104 @@ nft_init(void)
 	return 0;
 }
 
-/*
- * Asks the kernel whether table inet vnode exists, with one netlink
- * request (no ruleset cache). Returns 1, 0, or a negative errno.
- */
-static int
-table_exists(void)
+static struct nlmsghdr *
+req_header(char *buf, int type, uint16_t flags)
 {
-	char	 buf[MNL_SOCKET_BUFFER_SIZE];
-	struct mnl_socket *s;
 	struct nlmsghdr *nlh = mnl_nlmsg_put_header(buf);
 	struct nfgenmsg *g;
-	ssize_t	 n;
-	int	 ret;
 
-	nlh->nlmsg_type = (NFNL_SUBSYS_NFTABLES << 8) | NFT_MSG_GETTABLE;
-	nlh->nlmsg_flags = NLM_F_REQUEST | NLM_F_ACK;
+	nlh->nlmsg_type = (NFNL_SUBSYS_NFTABLES << 8) | type;
+	nlh->nlmsg_flags = NLM_F_REQUEST | flags;
 	nlh->nlmsg_seq = 1;
 	g = mnl_nlmsg_put_extra_header(nlh, sizeof(*g));
 	g->nfgen_family = NFPROTO_INET;
 	g->version = NFNETLINK_V0;
-	mnl_attr_put_strz(nlh, NFTA_TABLE_NAME, NFT_TABLE);
+	return nlh;
+}
+
+/* Sends one request about our table and runs cb over the answer. */
+static int
+request(struct nlmsghdr *nlh, mnl_cb_t cb, void *data)
+{
+	char	 buf[MNL_SOCKET_BUFFER_SIZE];
+	struct mnl_socket *s;
+	ssize_t	 n;
+	int	 ret;
+
+	mnl_attr_put_strz(nlh, 1 /* NFTA_TABLE_NAME, NFTA_RULE_TABLE */, NFT_TABLE);
 	if ((s = mnl_socket_open(NETLINK_NETFILTER)) == NULL)
 		return -errno;
 	if (mnl_socket_bind(s, 0, MNL_SOCKET_AUTOPID) < 0 ||
-	    mnl_socket_sendto(s, nlh, nlh->nlmsg_len) < 0 ||
-	    (n = mnl_socket_recvfrom(s, buf, sizeof(buf))) < 0) {
+	    mnl_socket_sendto(s, nlh, nlh->nlmsg_len) < 0) {
 		ret = -errno;
-		mnl_socket_close(s);
-		return ret;
+		goto out;
 	}
-	ret = mnl_cb_run(buf, n, 1, mnl_socket_get_portid(s), NULL, NULL);
-	ret = ret >= 0 ? 1 : errno == ENOENT ? 0 : -errno;
+	while ((n = mnl_socket_recvfrom(s, buf, sizeof(buf))) > 0)
+		if ((ret = mnl_cb_run(buf, n, 1, mnl_socket_get_portid(s), cb, data)) <= 0)
+			break;
+	if (n < 0)
+		ret = -errno;
+	else if (ret < 0)
+		ret = -errno;
+	else
+		ret = 0;
+out:
 	mnl_socket_close(s);
 	return ret;
+}
+
+/* Whether table inet vnode exists: 1, 0, or a negative errno. */
+static int
+table_exists(void)
+{
+	char	 buf[MNL_SOCKET_BUFFER_SIZE];
+	int	 ret = request(req_header(buf, NFT_MSG_GETTABLE, NLM_F_ACK), NULL, NULL);
+
+	return ret == 0 ? 1 : ret == -ENOENT ? 0 : ret;
+}
+
+struct hlist {
+	uint64_t *h;
+	int	  n;
+};
+
+static int
+handle_attr(const struct nlattr *a, void *data)
+{
+	struct hlist *l = data;
+
+	if (mnl_attr_get_type(a) == NFTA_RULE_HANDLE &&
+	    mnl_attr_get_payload_len(a) == 8 && l->n < MAX_HANDLES)
+		l->h[l->n++] = be64toh(mnl_attr_get_u64(a));
+	return MNL_CB_OK;
+}
+
+static int
+handle_msg(const struct nlmsghdr *nlh, void *data)
+{
+	mnl_attr_parse(nlh, sizeof(struct nfgenmsg), handle_attr, data);
+	return MNL_CB_OK;
+}
+
+static int
+cmp_u64(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+	return x < y ? -1 : x > y;
+}
+
+/* Our table's rule handles, sorted, into h; returns how many or -errno. */
+static int
+table_handles(uint64_t *h)
+{
+	char	 buf[MNL_SOCKET_BUFFER_SIZE];
+	struct hlist l = { h, 0 };
+	int	 ret = request(req_header(buf, NFT_MSG_GETRULE, NLM_F_DUMP), handle_msg, &l);
+
+	if (ret < 0)
+		return ret;
+	qsort(h, l.n, sizeof(*h), cmp_u64);
+	return l.n;
 }
 
 /*
@@ -282,6 +358,7 @@ nft_apply(const char *text)
 	}
 	free(applied);
 	applied = strdup(text);
+	nhandles = table_handles(handles);
 	return 0;
 }
 
@@ -340,61 +417,55 @@ nft_events_open(void)
 	return mnl_socket_get_fd(ev);
 }
 
-struct parse {
-	const char	*name;
-	uint32_t	 pid;
-};
-
 static int
-attr_cb(const struct nlattr *attr, void *data)
+name_attr(const struct nlattr *attr, void *data)
 {
-	struct parse	*p = data;
-	int		 type = mnl_attr_get_type(attr);
-
-	/* NFTA_TABLE_NAME, NFTA_CHAIN_TABLE, NFTA_RULE_TABLE, NFTA_SET_TABLE,
-	 * NFTA_OBJ_TABLE are all attribute 1; NFTA_GEN_PROC_PID is 2. */
-	if (type == 1 && mnl_attr_validate(attr, MNL_TYPE_NUL_STRING) >= 0)
-		p->name = mnl_attr_get_str(attr);
-	if (type == NFTA_GEN_PROC_PID && mnl_attr_get_payload_len(attr) == 4)
-		p->pid = ntohl(mnl_attr_get_u32(attr));
+	/* NFTA_TABLE_NAME, NFTA_CHAIN_TABLE, NFTA_RULE_TABLE, NFTA_SET_TABLE
+	 * and NFTA_OBJ_TABLE are all attribute 1 */
+	if (mnl_attr_get_type(attr) == 1 &&
+	    mnl_attr_validate(attr, MNL_TYPE_NUL_STRING) >= 0)
+		*(const char **)data = mnl_attr_get_str(attr);
 	return MNL_CB_OK;
 }
 
 static int
 msg_cb(const struct nlmsghdr *nlh, void *data)
 {
-	int	*repair = data;
-	int	 type = NFNL_MSG_TYPE(nlh->nlmsg_type);
+	int	*check = data;
 	struct nfgenmsg *g = mnl_nlmsg_get_payload(nlh);
-	struct parse p = { 0 };
+	const char *name = NULL;
 
-	mnl_attr_parse(nlh, sizeof(*g), attr_cb, &p);
-	if (type == NFT_MSG_NEWGEN) {
-		/* end of a transaction: was it someone else's, touching us? */
-		if (foreign_change && p.pid != (uint32_t)getpid())
-			*repair = 1;
-		foreign_change = false;
+	if (NFNL_MSG_TYPE(nlh->nlmsg_type) == NFT_MSG_NEWGEN) {
+		/* end of a transaction */
+		if (touched)
+			*check = 1;
+		touched = false;
 		return MNL_CB_OK;
 	}
-	if (g->nfgen_family == NFPROTO_INET && p.name && !strcmp(p.name, NFT_TABLE))
-		foreign_change = true;
+	mnl_attr_parse(nlh, sizeof(*g), name_attr, &name);
+	if (g->nfgen_family == NFPROTO_INET && name && !strcmp(name, NFT_TABLE))
+		touched = true;
 	return MNL_CB_OK;
 }
 
 /*
- * Drains nftables events. Returns 1 when a transaction of another process
- * changed our table (or events were lost), 0 otherwise.
+ * Drains nftables events. Returns 1 when our table is no longer what we
+ * applied (or events were lost), 0 otherwise.
  */
 int
 nft_events_read(void)
 {
 	char	 buf[MNL_SOCKET_BUFFER_SIZE * 4];
-	int	 repair = 0;
+	uint64_t now[MAX_HANDLES];
+	int	 check = 0, n2;
 	ssize_t	 n;
 
 	while ((n = mnl_socket_recvfrom(ev, buf, sizeof(buf))) > 0)
-		mnl_cb_run(buf, n, 0, 0, msg_cb, &repair);
+		mnl_cb_run(buf, n, 0, 0, msg_cb, &check);
 	if (n < 0 && errno == ENOBUFS)
-		repair = 1;
-	return repair;
+		check = 1;
+	if (!check)
+		return 0;
+	n2 = table_handles(now);
+	return n2 != nhandles || memcmp(now, handles, sizeof(now[0]) * (n2 > 0 ? n2 : 0));
 }

@@ -10,6 +10,8 @@ pkgs=(
 	# lab and tests
 	iproute2 nftables conntrack wireguard-go wireguard-tools python3 socat
 	iperf3 tcpdump procps util-linux iputils-ping iptables
+	# tests/classify: shell of the container test's image
+	busybox
 )
 missing=()
 for p in "${pkgs[@]}"; do
