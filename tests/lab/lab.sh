@@ -43,6 +43,17 @@
 #     node_eth0_client (client target via eth0)
 #   client: client_synack_mss_big (SYN-ACKs reaching the client with an MSS
 #     above tailscale0's MTU minus 40 / 60)
+# A capture of the LAN segment (router side, tunnel packets excluded) names
+# the leaked packets in failure messages. A run with a failure keeps its
+# logs (agent, servers, streams, capture) in /tmp/vnode-lab-logs/.
+#
+# Main entry points: lab_up [--v6-tunnel], lab_down, in_ns, lab_count,
+# lab_reset_counters, vpn_down/vpn_up, vpn_delete/vpn_restore,
+# vpn_server_restart, lan_down/lan_up, lan_renumber_localnet,
+# tunnelvision_push, gluetun_rule_del/add, ctl_tcp/ctl_udp/ctl_dns_udp/
+# ctl_dns_tcp (control class: SO_MARK 0x80000), client_tcp/udp/udp_big/
+# ping/dns/bulk/stream, node_service, agent_start/stop/kill/run,
+# lab_rules_dump, lab_snapshot, seed_recipe_apply, lab_naive_forwarding.
 
 LAB_HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 ROOT=${ROOT:-$(cd "$LAB_HERE/../.." && pwd)}
@@ -142,6 +153,10 @@ lab_up() {
 	_lab_servers_ready || {
 		_lab_die "lab_up failed"; return 1; }
 	wait_for 10 _lab_handshaked || { _lab_die "tunnel did not handshake"; return 1; }
+	# everything the node puts on the LAN but the tunnel's own packets, for
+	# failure messages (lab_lan_last) and kept logs
+	lab_bg router lanpcap tcpdump -i lan -U -s 200 -w "$LAB_TMP/lan.pcap" not arp and not udp port 51820
+	wait_for 3 test -s "$LAB_TMP/lan.pcap"
 	_lab_log "up: $LAB_ID ($( [ $LAB_V6_TUNNEL = 1 ] && echo 'IPv4+IPv6 tunnel' || echo 'IPv4-only tunnel'))"
 }
 
@@ -755,15 +770,28 @@ gluetun_rule_del() {
 gluetun_rule_add() { _lab_gluetun_routes; }
 
 # ---------------------------------------------------------------- assertions
+# lab_lan_last COUNTER: the last packets of that class the LAN saw, decoded
+lab_lan_last() {
+	local f
+	case $1 in
+	lan_client) f='dst host 203.0.113.20 or dst host 2001:db8:203::20 or src net 100.64.0.0/10 or src net fd7a:115c:a1e0::/48' ;;
+	lan_icmp_client) f='(icmp or icmp6) and (dst host 203.0.113.20 or dst host 2001:db8:203::20)' ;;
+	lan_dns) f='port 53' ;;
+	lan_tailnet) f='dst net 100.64.0.0/10 or dst net fd7a:115c:a1e0::/48' ;;
+	*) return 0 ;;
+	esac
+	[ -s "$LAB_TMP/lan.pcap" ] || return 0
+	tcpdump -r "$LAB_TMP/lan.pcap" -nn -tt "$f" 2>/dev/null | tail -n 2 | cut -c1-160 | sed 's/^/[LAN] /' | tr '\n' ' '
+}
 # expect_count NAME COUNTER OP N: e.g. expect_count "no leak" lan_client -eq 0
 expect_count() {
 	local n; n=$(lab_count "$2")
-	if [ -n "$n" ] && [ "$n" "$3" "$4" ]; then ok "$1"; else fail "$1" "$2=${n:-?} (want $3 $4)"; fi
+	if [ -n "$n" ] && [ "$n" "$3" "$4" ]; then ok "$1"; else fail "$1" "$2=${n:-?} (want $3 $4) $(lab_lan_last "$2")"; fi
 }
 # expect_grew NAME COUNTER BEFORE OP N: the counter's growth since BEFORE
 expect_grew() {
 	local n; n=$(lab_count "$2")
-	if [ -n "$n" ] && [ $((n - $3)) "$4" "$5" ]; then ok "$1"; else fail "$1" "$2 grew by $((${n:-0} - $3)) (want $4 $5)"; fi
+	if [ -n "$n" ] && [ $((n - $3)) "$4" "$5" ]; then ok "$1"; else fail "$1" "$2 grew by $((${n:-0} - $3)) (want $4 $5) $(lab_lan_last "$2")"; fi
 }
 # expect_out NAME WANT CMD...: CMD succeeds and its last line is WANT
 expect_out() {
