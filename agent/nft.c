@@ -139,6 +139,15 @@ nft_render(const struct config *cfg, const struct view *v, const struct nft_extr
 	bp(&b, "\t\tiifname \"%s\" counter name drop_forward drop\n", T);
 	bp(&b, "\t\toifname \"%s\" counter name drop_forward drop\n\t}\n", T);
 
+	/*
+	 * Flows that arrive through the tunnel belong with the client flows:
+	 * what the node answers them (a TCP reset, port unreachable after a
+	 * conntrack flush, a port-forwarded service's replies) must leave by
+	 * the tunnel or nowhere, never by the LAN with the VPN's address inside.
+	 */
+	bp(&b, "\tchain prerouting {\n\t\ttype filter hook prerouting priority mangle; policy accept;\n");
+	bp(&b, "\t\tiifname \"%s\" ct state new ct mark set ct mark | 0x%x\n\t}\n", V, FLOW_MARK);
+
 	/* input: the tailnet reaches nothing of the node but replies and ping */
 	bp(&b, "\tchain input {\n\t\ttype filter hook input priority filter - 10; policy accept;\n");
 	if (x && x->input)
