@@ -123,6 +123,35 @@ agent_sync(bool starting, bool nft_force)
 	return err;
 }
 
+/*
+ * A sync that failed (a route refused while a link was changing under us)
+ * is retried on a backoff timer, armed only then: when nothing fails and
+ * nothing changes, the agent never wakes up.
+ */
+static ev_timer		retry_w;
+static double		retry_s;
+
+static void
+sync_or_retry(struct ev_loop *loop, bool nft_force)
+{
+	if (agent_sync(false, nft_force) < 0) {
+		retry_s = retry_s ? (retry_s * 2 > 5 ? 5 : retry_s * 2) : 0.05;
+		ev_timer_stop(loop, &retry_w);
+		ev_timer_set(&retry_w, retry_s, 0);
+		ev_timer_start(loop, &retry_w);
+	} else {
+		retry_s = 0;
+		ev_timer_stop(loop, &retry_w);
+	}
+}
+
+static void
+retry_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	log_info("retrying after a failed sync");
+	sync_or_retry(loop, !nft_present());
+}
+
 static void
 rtnl_cb(struct ev_loop *loop, ev_io *w, int revents)
 {
@@ -131,7 +160,7 @@ rtnl_cb(struct ev_loop *loop, ev_io *w, int revents)
 	if (n == -ENOBUFS)
 		log_warnx("netlink overflow: resynchronising in full");
 	if (n != 0)
-		agent_sync(false, n == -ENOBUFS);
+		sync_or_retry(loop, n == -ENOBUFS);
 }
 
 static void
@@ -140,7 +169,7 @@ nftev_cb(struct ev_loop *loop, ev_io *w, int revents)
 	if (nft_events_read()) {
 		/* Our table was changed by someone else: make it ours again. */
 		vstate.ok_nft = nft_present();
-		agent_sync(false, true);
+		sync_or_retry(loop, true);
 	}
 }
 
@@ -215,8 +244,6 @@ agent_run(const struct config *c, int argc, char **argv)
 		return 1;
 	if ((ret = route_init()) < 0)
 		fatalx("netlink: %s", strerror(-ret));
-	if ((ret = nft_init()) < 0)
-		fatalx("nftables: %s", strerror(-ret));
 	/* subscribe before the first sync so no change slips between */
 	if ((nfd = nft_events_open()) < 0)
 		fatalx("nftables events: %s", strerror(-nfd));
@@ -239,6 +266,7 @@ agent_run(const struct config *c, int argc, char **argv)
 		    badsys ? "; some sysctls are wrong (see above)" : "");
 	}
 
+	ev_init(&retry_w, retry_cb);
 	ev_io_init(&rtnl_w, rtnl_cb, route_event_fd(), EV_READ);
 	ev_io_start(loop, &rtnl_w);
 	ev_io_init(&nft_w, nftev_cb, nfd, EV_READ);
@@ -261,8 +289,10 @@ agent_run(const struct config *c, int argc, char **argv)
 		ev_signal_init(&int_w, stop_cb, SIGINT);
 		ev_signal_start(loop, &int_w);
 	}
-	/* changes that happened during the first sync are in the queue: */
-	rtnl_cb(loop, &rtnl_w, 0);
+	/* changes that happened during the first sync are in the queue; a
+	 * first sync that failed is retried from here */
+	route_drain_events();
+	sync_or_retry(loop, false);
 	ev_run(loop, 0);
 	classify_stop();
 	return exit_code;
@@ -273,7 +303,7 @@ agent_cleanup(const struct config *c)
 {
 	int	 ret, n;
 
-	if ((ret = route_init()) < 0 || (ret = nft_init()) < 0) {
+	if ((ret = route_init()) < 0) {
 		log_warnx("cleanup: %s", strerror(-ret));
 		return ret;
 	}

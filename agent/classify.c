@@ -49,7 +49,7 @@
 
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
-#include <nftables/libnftables.h>
+#include <nftables/libnftables.h>	/* flags only; nft_exec() runs commands */
 
 #include "vnoded.h"
 #include "../bpf/classify.h"
@@ -279,27 +279,6 @@ fail:
 	return ret;
 }
 
-/* Run nft commands CMD; with OUT, capture its output there. 0 or -1. */
-static int
-nft_run(const char *cmd, char *out, size_t n)
-{
-	struct nft_ctx *ctx = nft_ctx_new(NFT_CTX_DEFAULT);
-	int	 ret;
-
-	if (!ctx)
-		return -1;
-	nft_ctx_buffer_output(ctx);
-	nft_ctx_buffer_error(ctx);
-	ret = nft_run_cmd_from_buffer(ctx, cmd);
-	if (ret < 0)
-		log_debug("classify: nft: %s", nft_ctx_get_error_buffer(ctx));
-	if (out && n) {
-		snprintf(out, n, "%s", nft_ctx_get_output_buffer(ctx));
-	}
-	nft_ctx_free(ctx);
-	return ret < 0 ? -1 : 0;
-}
-
 /* Parse "counter packets N" occurrences in order into V. Returns how many. */
 static int
 parse_counters(const char *s, uint64_t *v, int max)
@@ -342,17 +321,17 @@ nft_probe(const char *path, int level)
 	    "add rule inet %s o udp sport %u socket cgroupv2 level %d \"%s\" counter\n",
 	    table, table, table, ntohs(sin.sin_port), table, ntohs(sin.sin_port),
 	    level, path);
-	if (nft_run(cmd, NULL, 0) < 0)
+	if (nft_exec(cmd, NULL, 0, NULL) < 0)
 		goto out;
 	sin.sin_port = htons(9);	/* discard; nobody needs to listen */
 	if (sendto(s, "v", 1, 0, (struct sockaddr *)&sin, sizeof(sin)) == 1) {
 		snprintf(cmd, sizeof(cmd), "list table inet %s", table);
-		if (nft_run(cmd, out, sizeof(out)) == 0 &&
+		if (nft_exec(cmd, out, sizeof(out), NULL) == 0 &&
 		    parse_counters(out, c, 2) == 2 && c[0] > 0)
 			ret = c[1] > 0;
 	}
 	snprintf(cmd, sizeof(cmd), "delete table inet %s", table);
-	nft_run(cmd, NULL, 0);
+	nft_exec(cmd, NULL, 0, NULL);
 out:
 	close(s);
 	return ret;

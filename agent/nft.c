@@ -12,18 +12,19 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <dlfcn.h>
 #include <endian.h>
+#include <malloc.h>
 #include <unistd.h>
 
 #include <libmnl/libmnl.h>
 #include <linux/netfilter.h>
 #include <linux/netfilter/nfnetlink.h>
 #include <linux/netfilter/nf_tables.h>
-#include <nftables/libnftables.h>
+#include <nftables/libnftables.h>	/* types and flags; the code is dlopen'ed */
 
 #include "vnoded.h"
 
-static struct nft_ctx	*ctx;
 static struct mnl_socket *ev;
 static char		*applied;	/* text of the table we last applied */
 static bool		 touched;	/* the current batch touches our table */
@@ -228,14 +229,81 @@ nft_render(const struct config *cfg, const struct view *v, const struct nft_extr
 	return b.p;
 }
 
-int
-nft_init(void)
+/*
+ * libnftables keeps a parser and a ruleset cache per context, a megabyte and
+ * more of heap, and with its dependencies (gmp, jansson, xtables) another
+ * megabyte of mapped code. The table changes rarely: the library is loaded
+ * for one command and unloaded after it, so the idle agent carries none of
+ * it (resident memory 4.9 -> see the README's benchmarks).
+ */
+struct nftlib {
+	void		*dl;
+	struct nft_ctx	*(*ctx_new)(uint32_t);
+	void		 (*ctx_free)(struct nft_ctx *);
+	int		 (*buffer_output)(struct nft_ctx *);
+	int		 (*buffer_error)(struct nft_ctx *);
+	const char	*(*get_error)(struct nft_ctx *);
+	const char	*(*get_output)(struct nft_ctx *);
+	int		 (*run)(struct nft_ctx *, const char *);
+};
+
+static int
+lib_open(struct nftlib *l)
 {
-	if ((ctx = nft_ctx_new(NFT_CTX_DEFAULT)) == NULL)
-		return -ENOMEM;
-	nft_ctx_buffer_output(ctx);
-	nft_ctx_buffer_error(ctx);
+	if ((l->dl = dlopen("libnftables.so.1", RTLD_NOW | RTLD_LOCAL)) == NULL) {
+		log_warnx("nft: %s", dlerror());
+		return -ENOENT;
+	}
+	l->ctx_new = (struct nft_ctx *(*)(uint32_t))dlsym(l->dl, "nft_ctx_new");
+	l->ctx_free = (void (*)(struct nft_ctx *))dlsym(l->dl, "nft_ctx_free");
+	l->buffer_output = (int (*)(struct nft_ctx *))dlsym(l->dl, "nft_ctx_buffer_output");
+	l->buffer_error = (int (*)(struct nft_ctx *))dlsym(l->dl, "nft_ctx_buffer_error");
+	l->get_error = (const char *(*)(struct nft_ctx *))dlsym(l->dl, "nft_ctx_get_error_buffer");
+	l->get_output = (const char *(*)(struct nft_ctx *))dlsym(l->dl, "nft_ctx_get_output_buffer");
+	l->run = (int (*)(struct nft_ctx *, const char *))dlsym(l->dl, "nft_run_cmd_from_buffer");
+	if (!l->ctx_new || !l->ctx_free || !l->buffer_output || !l->buffer_error ||
+	    !l->get_error || !l->get_output || !l->run) {
+		log_warnx("nft: libnftables lacks a symbol we use");
+		dlclose(l->dl);
+		return -ENOENT;
+	}
 	return 0;
+}
+
+/*
+ * Runs nft commands; with `out`, their output is copied there. Returns 0 or
+ * -EIO; a failure is logged as a warning naming `what`, or at debug level
+ * when `what` is NULL (a probe that may fail).
+ */
+int
+nft_exec(const char *cmds, char *out, size_t n, const char *what)
+{
+	struct nftlib	 l;
+	struct nft_ctx	*c;
+	int		 ret = 0;
+
+	if ((ret = lib_open(&l)) < 0)
+		return ret;
+	if ((c = l.ctx_new(NFT_CTX_DEFAULT)) == NULL) {
+		dlclose(l.dl);
+		return -ENOMEM;
+	}
+	l.buffer_output(c);
+	l.buffer_error(c);
+	if (l.run(c, cmds) != 0) {
+		const char *e = l.get_error(c);
+		if (what)
+			log_warnx("nft: %s failed: %s", what, e ? e : "?");
+		else
+			log_debug("nft: %s", e ? e : "?");
+		ret = -EIO;
+	}
+	if (out && n)
+		snprintf(out, n, "%s", l.get_output(c));
+	l.ctx_free(c);
+	dlclose(l.dl);
+	malloc_trim(0);
+	return ret;
 }
 
 static struct nlmsghdr *
@@ -358,13 +426,10 @@ nft_apply(const char *text)
 	bp(&b, "%s", text);
 	if (log_enabled(LL_DEBUG))
 		log_cmd("nft -f - <<EOF\n%sEOF", text);
-	ret = nft_run_cmd_from_buffer(ctx, b.p);
+	ret = nft_exec(b.p, NULL, 0, "applying table inet " NFT_TABLE);
 	free(b.p);
-	if (ret != 0) {
-		const char *e = nft_ctx_get_error_buffer(ctx);
-		log_warnx("nft: applying table inet %s failed: %s", NFT_TABLE, e ? e : "?");
-		return -EIO;
-	}
+	if (ret < 0)
+		return ret;
 	free(applied);
 	applied = strdup(text);
 	nhandles = table_handles(handles);
@@ -391,24 +456,13 @@ nft_present(void)
 	return table_exists() == 1;
 }
 
-/* Runs one nft command, output discarded. For counters and cleanup. */
-int
-nft_cmd(const char *cmd, const char **out)
-{
-	int	 ret = nft_run_cmd_from_buffer(ctx, cmd);
-
-	if (out)
-		*out = nft_ctx_get_output_buffer(ctx);
-	return ret == 0 ? 0 : -EIO;
-}
-
 int
 nft_cleanup(void)
 {
 	log_cmd("nft delete table inet %s", NFT_TABLE);
-	if (nft_run_cmd_from_buffer(ctx, "table inet " NFT_TABLE "\ndelete table inet " NFT_TABLE "\n"))
-		return -EIO;
-	return 0;
+	if (table_exists() == 0)
+		return 0;
+	return nft_exec("delete table inet " NFT_TABLE "\n", NULL, 0, "deleting table inet " NFT_TABLE);
 }
 
 /* ---- events ---- */

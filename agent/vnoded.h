@@ -197,12 +197,11 @@ struct nft_extra {
 	const char	*postrouting_nat; /* type nat hook postrouting, srcnat */
 };
 char	*nft_render(const struct config *, const struct view *, const struct nft_extra *);
-int	 nft_init(void);
 int	 nft_apply(const char *text);
+int	 nft_exec(const char *cmds, char *out, size_t n, const char *what);
 bool	 nft_same(const char *text);
 void	 nft_forget(void);
 bool	 nft_present(void);
-int	 nft_cmd(const char *cmd, const char **out);
 int	 nft_cleanup(void);
 int	 nft_events_open(void);
 int	 nft_events_read(void);
