@@ -25,7 +25,9 @@ NAME=$PFX-ctr
 trap '[ -n "${KEEP:-}" ] && cp -r "$TMPD" /tmp/vc-docker-debug; docker rm -f "$NAME" "$NAME-2" >/dev/null 2>&1; rm -rf "$TMPD"' EXIT
 
 # --- image
-files=("$VNODED" "$SOCKPROBE" "$(command -v busybox)")
+# libnftables is dlopen'ed by the agent, so ldd of vnoded does not name it
+NFTLIB=$(ldconfig -p | awk '/libnftables.so.1 / {print $NF; exit}')
+files=("$VNODED" "$SOCKPROBE" "$(command -v busybox)" "$NFTLIB")
 libs=$(for f in "${files[@]}"; do ldd "$f"; done | grep -o '/[^ ]*' | sort -u)
 tag=$(cat "${files[@]}" $libs | sha256sum | cut -c1-16)
 IMG=vnode-classify-test:$tag
@@ -35,7 +37,7 @@ if ! docker image inspect "$IMG" >/dev/null 2>&1; then
 	cp "$VNODED" "$SOCKPROBE" "$R/usr/local/bin/"
 	cp "$(command -v busybox)" "$R/bin/"
 	for a in sh sleep cat ls grep; do ln -s busybox "$R/bin/$a"; done
-	for l in $libs; do mkdir -p "$R$(dirname "$l")"; cp -L "$l" "$R$l"; done
+	for l in $libs "$NFTLIB"; do mkdir -p "$R$(dirname "$l")"; cp -L "$l" "$R$l"; done
 	cp /etc/protocols /etc/services "$R/etc/" 2>/dev/null
 	echo 'root:x:0:0:root:/:/bin/sh' >"$R/etc/passwd"
 	tar -C "$R" -c . | docker import -c 'ENV PATH=/usr/local/bin:/bin' - "$IMG" >/dev/null ||
