@@ -1,4 +1,4 @@
-// SPDX-License-Identifier: GPL-2.0
+// SPDX-License-Identifier: (MIT OR GPL-2.0)
 /*
  * classify.bpf.c: cgroup/sock_create program. Every AF_INET and AF_INET6
  * socket created by a process of the cgroup it is attached to (and of every
@@ -53,4 +53,4 @@ int vnode_classify(struct bpf_sock *sk)
 	return 1;	/* allow the socket */
 }
 
-char LICENSE[] SEC("license") = "GPL";
+char LICENSE[] SEC("license") = "Dual MIT/GPL";
