@@ -40,6 +40,7 @@
 #define HEALTH_HEADER_TIMEOUT	5.0	/* s: first byte to blank line */
 #define HEALTH_IDLE_TIMEOUT	15.0	/* s: keep-alive wait for a request */
 #define HEALTH_WRITE_TIMEOUT	10.0	/* s: a response may take to leave */
+#define HEALTH_SOCKBUF		16384	/* bytes: SO_SNDBUF and SO_RCVBUF asked */
 #define HEALTH_LINGER		2.0	/* s: discarding input after a final response */
 #define HEALTH_LINGER_BYTES	65536	/* bytes: ... or until this much came */
 #define HEALTH_COUNTER_AGE	1.0	/* s: nft counters cached this long */
@@ -848,6 +849,12 @@ accept_cb(struct ev_loop *l, ev_io *w, int revents)
 			}
 			return;
 		}
+		/* Kernel buffers count too: without a cap, TCP autotuning lets
+		 * each of the 64 connections pin megabytes of socket memory
+		 * (tcp_wmem) that a client never reads. The kernel doubles
+		 * these values. */
+		setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &(int){ HEALTH_SOCKBUF }, sizeof(int));
+		setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &(int){ HEALTH_SOCKBUF }, sizeof(int));
 		c = conn_slot();
 		c->fd = fd;
 		c->st = C_READ;
