@@ -16,6 +16,7 @@
  */
 #include <errno.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <time.h>
 
 /* glibc's netinet/in.h (via vnoded.h) before the kernel's linux/in.h */
@@ -76,7 +77,9 @@ nl_open(void)
 {
 	if (nl)
 		return 0;
-	if ((nl = mnl_socket_open(NETLINK_NETFILTER)) == NULL)
+	/* CLOEXEC: the first read happens before the supervised command is
+	 * forked, which must not inherit it */
+	if ((nl = mnl_socket_open2(NETLINK_NETFILTER, SOCK_CLOEXEC)) == NULL)
 		return -errno;
 	if (mnl_socket_bind(nl, 0, MNL_SOCKET_AUTOPID) < 0) {
 		int e = -errno;

@@ -30,6 +30,7 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <time.h>
 
 #include <curl/curl.h>
@@ -39,7 +40,10 @@
 #include "vnoded.h"
 
 #define GLUETUN_URL	"http://127.0.0.1:8000/v1/publicip/ip"
+/* tailscaled's own default, and containerboot's (cmd/containerboot:
+ * defaultEnv("TS_SOCKET", "/tmp/tailscaled.sock")) */
 #define TS_SOCKET	"/var/run/tailscale/tailscaled.sock"
+#define TS_SOCKET_CB	"/tmp/tailscaled.sock"
 /* LocalAPI accepts this Host (ipn/localapi: validHost, apitype.LocalAPIHost) */
 #define TS_STATUS_URL	"http://local-tailscaled.sock/localapi/v0/status?peers=false"
 #define EXITIP_BODY_MAX	(256 * 1024)	/* bytes: tailscaled's status, no peers */
@@ -501,6 +505,26 @@ sockopt_cb(void *userp, curl_socket_t fd, curlsocktype purpose)
 
 /* ---- rounds ------------------------------------------------------------- */
 
+/*
+ * tailscaled's LocalAPI socket: the one named (tailscaled:/path), else
+ * TS_SOCKET as containerboot reads it from the same environment, else
+ * whichever of containerboot's and tailscaled's defaults exists.
+ */
+static const char *
+ts_socket(const char *src)
+{
+	const char *env = getenv("TS_SOCKET");
+	struct stat st;
+
+	if (src[10] == ':')
+		return src + 11;
+	if (env && *env)
+		return env;
+	if (stat(TS_SOCKET_CB, &st) == 0 && S_ISSOCK(st.st_mode))
+		return TS_SOCKET_CB;
+	return TS_SOCKET;
+}
+
 static void
 path_begin(struct path *p)
 {
@@ -526,8 +550,7 @@ path_begin(struct path *p)
 		curl_easy_setopt(e, CURLOPT_URL, GLUETUN_URL);
 	} else if (!strncmp(src, "tailscaled", 10)) {
 		curl_easy_setopt(e, CURLOPT_URL, TS_STATUS_URL);
-		curl_easy_setopt(e, CURLOPT_UNIX_SOCKET_PATH,
-		    src[10] == ':' ? src + 11 : TS_SOCKET);
+		curl_easy_setopt(e, CURLOPT_UNIX_SOCKET_PATH, ts_socket(src));
 		p->hdrs = curl_slist_append(NULL, "Sec-Tailscale: localapi");
 		curl_easy_setopt(e, CURLOPT_HTTPHEADER, p->hdrs);
 	} else {

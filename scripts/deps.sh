@@ -9,7 +9,9 @@ pkgs=(
 	libnetfilter-conntrack-dev libev-dev libcurl4-openssl-dev libjansson-dev
 	# lab and tests
 	iproute2 nftables conntrack wireguard-go wireguard-tools python3 socat
-	iperf3 tcpdump procps util-linux
+	iperf3 tcpdump procps util-linux iputils-ping iptables
+	# tests/classify: shell of the container test's image
+	busybox
 	# health endpoint tests and benchmark (promtool, wrk; clang has libFuzzer)
 	prometheus wrk curl
 )
