@@ -246,6 +246,9 @@ void
 counters_sync(void)
 {
 	counters_refresh(0);
+	/* this read is of the table about to go: the next scrape must see
+	 * the new one, not this cached view */
+	last_read = -1e18;
 }
 
 struct ctr_val

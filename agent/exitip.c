@@ -66,6 +66,7 @@ struct path {
 	ev_timer	 sched;		/* next round */
 	ev_timer	 curl_timer;	/* libcurl's own timeout */
 	unsigned	 fails;		/* rounds in a row without an address */
+	bool		 warned;	/* this streak of failures was logged */
 	bool		 third_party;	/* the source in flight is on the network */
 	ev_tstamp	 last_third;	/* when a third-party check last began */
 	char		*body;
@@ -334,6 +335,26 @@ parse_ts_status(const char *s, size_t n, struct addr *best)
 	return 0;
 }
 
+/* The first failures of a streak are warnings, the rest debug lines: a
+ * source that is simply absent must not fill the log every few minutes. */
+static void fail_log(struct path *, const char *, ...)
+    __attribute__((format(printf, 2, 3)));
+
+static void
+fail_log(struct path *p, const char *f, ...)
+{
+	char	 msg[512];
+	va_list	 ap;
+
+	va_start(ap, f);
+	vsnprintf(msg, sizeof(msg), f, ap);
+	va_end(ap);
+	if (p->warned)
+		log_debug("%s", msg);
+	else
+		log_warnx("%s", msg);
+}
+
 static void
 finish(struct path *p, CURLcode rc)
 {
@@ -352,11 +373,11 @@ finish(struct path *p, CURLcode rc)
 	p->hdrs = NULL;
 
 	if (rc != CURLE_OK)
-		log_warnx("exitip: %s check via %s failed: %s", p->name, label,
+		fail_log(p, "exitip: %s check via %s failed: %s", p->name, label,
 		    p->toolong ? "answer too long" : p->err[0] ? p->err :
 		    curl_easy_strerror(rc));
 	else if (code != 200)
-		log_warnx("exitip: %s check via %s: HTTP %ld%s", p->name, label,
+		fail_log(p, "exitip: %s check via %s: HTTP %ld%s", p->name, label,
 		    code, code == 401 || code == 403 ? " (authentication "
 		    "required: allow the route in the service's settings)" : "");
 	else {
@@ -367,12 +388,15 @@ finish(struct path *p, CURLcode rc)
 		else
 			ok = parse_json_ip(p->body, p->blen, &a);
 		if (ok < 0)
-			log_warnx("exitip: %s check via %s: no address in the answer%s",
+			fail_log(p, "exitip: %s check via %s: no address in the answer%s",
 			    p->name, label, !strncmp(url, "tailscaled", 10) ?
 			    " (tailscaled not running or no public endpoint yet)" : "");
 	}
 	vstate.exit_checks[p->id][ok == 0 ? 0 : 1]++;
 	if (ok == 0) {
+		if (p->warned)
+			log_info("exitip: %s check via %s works again", p->name, label);
+		p->warned = false;
 		set_addr(p, &a, label);
 		p->fails = 0;
 		p->cur = 0;
@@ -387,6 +411,10 @@ finish(struct path *p, CURLcode rc)
 	set_addr(p, NULL, NULL);
 	p->fails++;
 	p->cur = 0;
+	if (!p->warned)
+		log_warnx("exitip: %s exit address unknown; retrying in the background "
+		    "(further failures at debug level)", p->name);
+	p->warned = true;
 	schedule_next(p);
 }
 

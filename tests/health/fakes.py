@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Stand-ins for the exit-address test (tests/health/t_exitip.sh).
 
-  fakes.py echo LOG                    the internet's echo server on :80: answers
+  fakes.py echo LOG [PORT]             the internet's echo server (:80): answers
                                        the source address it saw, logs
                                        "dst src path" per request
   fakes.py tailscaled SOCK LOG URL MARK  tailscaled's LocalAPI on a unix socket;
@@ -63,7 +63,7 @@ class Quiet(http.server.BaseHTTPRequestHandler):
         self.wfile.write(b)
 
 
-def echo(log):
+def echo(log, port=80):
     class H(Quiet):
         def do_GET(self):
             src = self.client_address[0]
@@ -79,7 +79,7 @@ def echo(log):
         allow_reuse_address = True
         daemon_threads = True
 
-    S(("0.0.0.0", 80), H).serve_forever()
+    S(("0.0.0.0", port), H).serve_forever()
 
 
 def tailscaled(sock, log, url, mark):
@@ -137,7 +137,7 @@ def gluetun(log, url, iface, mode):
 
 cmd = sys.argv[1]
 if cmd == "echo":
-    echo(sys.argv[2])
+    echo(sys.argv[2], int(sys.argv[3]) if len(sys.argv) > 3 else 80)
 elif cmd == "tailscaled":
     tailscaled(sys.argv[2], sys.argv[3], sys.argv[4], int(sys.argv[5], 0))
 elif cmd == "gluetun":
