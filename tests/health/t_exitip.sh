@@ -118,8 +118,8 @@ if [ "$n1" -gt "$n0" ]; then ok "the kick made a new check"; else fail "the kick
 check "no connection reuse (one TCP connection per check)" test "$(grep -c "^198.51.100.10 " "$ECHO_LOG")" -ge 2
 
 # a failing path becomes unknown, never keeps the old answer
-ip -n $L link set wan0 down
 e0=$(metric $N 'vnode_exit_address_checks_total{path="lan",result="error"}')
+ip -n $L link set wan0 down
 if wait_for 25 sh -c "[ \"\$(ip netns exec $N curl -s http://127.0.0.1:9911/status | python3 -c 'import json,sys; print(json.load(sys.stdin)[\"exit\"][\"lan\"][\"address\"])')\" = None ]"; then
 	ok "LAN path broken: LAN address unknown after the next check"
 else fail "LAN path broken: LAN address unknown after the next check" "$(hcurl $N /status)"; fi
