@@ -30,3 +30,11 @@ $(B)/fuzz_http: agent/fuzz_http.c agent/http.c agent/vnoded.h
 health-test-bins: $(B)/vnoded $(B)/health-driver $(B)/fuzz_http
 .PHONY: health-test-bins
 -include $(B)/tests/health/driver.d
+
+# The health suite against an ASan/UBSan build of the driver (STYLE.md:
+# a sanitizer run of the tests). The lab test runs the normal vnoded.
+HEALTH_SAN := -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined
+health-asan:
+	CFLAGS="$(HEALTH_SAN)" LDFLAGS="-fsanitize=address,undefined" $(MAKE) B=$(B)/asan $(B)/asan/health-driver
+	DRIVER=$(CURDIR)/$(B)/asan/health-driver ASAN_OPTIONS=detect_leaks=1 bash tests/run.sh health
+.PHONY: health-asan

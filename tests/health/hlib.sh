@@ -5,7 +5,7 @@
 # its environment: keep it for this shell's ok/fail, hide it from children.
 export -n VNODE_RESULTS
 H=$ROOT/tests/health
-DRIVER=$ROOT/build/health-driver
+DRIVER=${DRIVER:-$ROOT/build/health-driver}
 FUZZ=$ROOT/build/fuzz_http
 P=vh$$				# namespace prefix, unique per run
 TMP=$(mktemp -d /tmp/vnode-health.XXXXXX)
