@@ -172,14 +172,20 @@ static void
 evaluate(void)
 {
 	char	 a[INET6_ADDRSTRLEN];
-	bool	 was = vstate.exit_linked, linked = false;
+	bool	 was = vstate.exit_linked, linked = false, comparable = false;
 
+	/* an IPv6 answer on one path and an IPv4 one on the other prove
+	 * nothing: unlinkable needs two addresses of one family */
 	if (vstate.exit_vpn.family && vstate.exit_lan.family) {
+		comparable = vstate.exit_vpn.family == vstate.exit_lan.family;
 		linked = addr_eq(&vstate.exit_vpn, &vstate.exit_lan);
-		for (int i = 0; i < n_lan_cands && !linked; i++)
-			linked = addr_eq(&vstate.exit_vpn, &lan_cands[i]);
+		for (int i = 0; i < n_lan_cands; i++) {
+			comparable |= lan_cands[i].family == vstate.exit_vpn.family;
+			linked |= addr_eq(&vstate.exit_vpn, &lan_cands[i]);
+		}
 	}
 	vstate.exit_linked = linked;
+	vstate.exit_comparable = comparable;
 	addr_str(&vstate.exit_vpn, a, sizeof(a));
 	if (linked)
 		log_warnx("!!! exit addresses are EQUAL: clients (%s) and tailscaled "

@@ -322,9 +322,9 @@ page_metrics(struct out *o)
 		    paths[i], vstate.exit_checks[i][1]);
 	}
 	metric_head(o, "vnode_unlinkable", "gauge",
-	    "1 when both exit addresses are known and differ; 0 when equal or not both known.");
-	out_printf(o, "vnode_unlinkable %d\n", vstate.exit_vpn.family &&
-	    vstate.exit_lan.family && !vstate.exit_linked);
+	    "1 when both exit addresses are known, of one family, and differ; 0 when equal or not comparable.");
+	out_printf(o, "vnode_unlinkable %d\n", vstate.exit_comparable &&
+	    !vstate.exit_linked);
 	metric_head(o, "vnode_exit_addresses_equal", "gauge",
 	    "1 when clients and tailscaled leave from the same address: the VPN is not carrying client traffic.");
 	out_printf(o, "vnode_exit_addresses_equal %d\n", vstate.exit_linked);
@@ -452,10 +452,9 @@ page_status(struct out *o)
 	json_addr(o, "address", &vstate.exit_lan, true);
 	json_src(o, vstate.exit_lan_src);
 	json_time(o, "checked", vstate.exit_lan_at, false);
-	/* unlinkable: null while not both known; never a guess */
+	/* unlinkable: null while not both known in one family; never a guess */
 	out_printf(o, "},\"unlinkable\":%s,\"require_unlinkable\":%s},",
-	    !vstate.exit_vpn.family || !vstate.exit_lan.family ? "null" :
-	    vstate.exit_linked ? "false" : "true",
+	    vstate.exit_linked ? "false" : !vstate.exit_comparable ? "null" : "true",
 	    cfg->require_unlinkable ? "true" : "false");
 	out_printf(o, "\"transitions\":%" PRIu64 ",", vstate.transitions);
 	out_printf(o, "\"repairs\":{\"route\":%" PRIu64 ",\"rule\":%" PRIu64

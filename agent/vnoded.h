@@ -138,6 +138,7 @@ struct vstate {
 	int64_t		 exit_vpn_at, exit_lan_at;
 	char		 exit_vpn_src[32], exit_lan_src[32];	/* "gluetun", host */
 	bool		 exit_linked;	/* both known and equal */
+	bool		 exit_comparable; /* both known, in a common family */
 	uint64_t	 exit_checks[2][2];	/* [EXIT_VPN/LAN][0 ok, 1 failed] */
 };
 extern struct vstate vstate;

@@ -168,6 +168,18 @@ wait_for 25 both_known
 expect_eq "tailscaled also reachable at the VPN address: not unlinkable" "$(status 'd["exit"]["unlinkable"]')" False
 stop_driver
 
+# tailscaled with only an IPv6 public endpoint, the VPN answer IPv4:
+# nothing compared, nothing claimed
+FAKE_TS_EXTRA="[2001:db8:5::5]:41641" bg ip netns exec $N python3 "$H/fakes.py" tailscaled "$TMP/ts3.sock" "$TMP/ts3.log" http://127.0.0.1:1/none 0x80000
+wait_for 5 test -S "$TMP/ts3.sock"
+driver_start $N "$ST" "$TMP/log3b" --exit-ip-url gluetun --lan-ip-url "tailscaled:$TMP/ts3.sock" \
+	--exit-ip-interval 10
+wait_for 25 both_known
+expect_eq "IPv4 VPN address, IPv6 LAN address: unlinkable unknown, not claimed" \
+	"$(status 'd["exit"]["vpn"]["address"], d["exit"]["lan"]["address"], d["exit"]["unlinkable"]')" "192.0.2.2 2001:db8:5::5 None"
+expect_eq "IPv4 VPN address, IPv6 LAN address: vnode_unlinkable 0" "$(metric $N vnode_unlinkable)" 0
+stop_driver
+
 # Gluetun refusing (401): no address from it, the next source is tried
 kill $GLPID; wait $GLPID 2>/dev/null
 bg ip netns exec $N python3 "$H/fakes.py" gluetun "$TMP/gl401.log" http://198.51.100.10/gluetun tun0 401
