@@ -33,11 +33,101 @@
 #include <sys/stat.h>
 #include <time.h>
 
+/* plain prototypes: the calls go through function pointers (below) */
+#define CURL_DISABLE_TYPECHECK
 #include <curl/curl.h>
+#include <dlfcn.h>
 #include <ev.h>
 #include <jansson.h>
 
 #include "vnoded.h"
+
+/*
+ * libcurl brings OpenSSL, GnuTLS, Kerberos and some forty libraries with it.
+ * Linked at exec, loading them cost the agent ~50 ms before its first rule
+ * on a 2-core VM; loaded by exitip_start(), after the first sync and the
+ * child's start (and not at all when both URL lists are "none"), they cost
+ * nothing on the way to a kill switch.
+ */
+static struct {
+	void		*dl;
+	CURLcode	 (*global_init)(long);
+	void		 (*global_cleanup)(void);
+	CURL		*(*easy_init)(void);
+	CURLcode	 (*easy_setopt)(CURL *, CURLoption, ...);
+	void		 (*easy_cleanup)(CURL *);
+	CURLcode	 (*easy_getinfo)(CURL *, CURLINFO, ...);
+	const char	*(*easy_strerror)(CURLcode);
+	struct curl_slist *(*slist_append)(struct curl_slist *, const char *);
+	void		 (*slist_free_all)(struct curl_slist *);
+	CURLM		*(*multi_init)(void);
+	CURLMcode	 (*multi_setopt)(CURLM *, CURLMoption, ...);
+	CURLMcode	 (*multi_add_handle)(CURLM *, CURL *);
+	CURLMcode	 (*multi_remove_handle)(CURLM *, CURL *);
+	CURLMcode	 (*multi_socket_action)(CURLM *, curl_socket_t, int, int *);
+	CURLMcode	 (*multi_assign)(CURLM *, curl_socket_t, void *);
+	CURLMsg		*(*multi_info_read)(CURLM *, int *);
+	CURLMcode	 (*multi_cleanup)(CURLM *);
+} C;
+
+/* curl.h maps these four onto themselves (for type checks): not here */
+#undef curl_easy_setopt
+#undef curl_easy_getinfo
+#undef curl_multi_setopt
+#undef curl_share_setopt
+#define curl_global_init	(*C.global_init)
+#define curl_global_cleanup	(*C.global_cleanup)
+#define curl_easy_init		(*C.easy_init)
+#define curl_easy_setopt	(*C.easy_setopt)
+#define curl_easy_cleanup	(*C.easy_cleanup)
+#define curl_easy_getinfo	(*C.easy_getinfo)
+#define curl_easy_strerror	(*C.easy_strerror)
+#define curl_slist_append	(*C.slist_append)
+#define curl_slist_free_all	(*C.slist_free_all)
+#define curl_multi_init		(*C.multi_init)
+#define curl_multi_setopt	(*C.multi_setopt)
+#define curl_multi_add_handle	(*C.multi_add_handle)
+#define curl_multi_remove_handle (*C.multi_remove_handle)
+#define curl_multi_socket_action (*C.multi_socket_action)
+#define curl_multi_assign	(*C.multi_assign)
+#define curl_multi_info_read	(*C.multi_info_read)
+#define curl_multi_cleanup	(*C.multi_cleanup)
+
+/* Loads libcurl once; 0, or -1 (logged: exit addresses stay unknown). */
+static int
+curl_load(void)
+{
+	void	**fp[] = { (void **)&C.global_init, (void **)&C.global_cleanup,
+	    (void **)&C.easy_init, (void **)&C.easy_setopt, (void **)&C.easy_cleanup,
+	    (void **)&C.easy_getinfo, (void **)&C.easy_strerror,
+	    (void **)&C.slist_append, (void **)&C.slist_free_all,
+	    (void **)&C.multi_init, (void **)&C.multi_setopt,
+	    (void **)&C.multi_add_handle, (void **)&C.multi_remove_handle,
+	    (void **)&C.multi_socket_action, (void **)&C.multi_assign,
+	    (void **)&C.multi_info_read, (void **)&C.multi_cleanup };
+	static const char *names[] = { "curl_global_init", "curl_global_cleanup",
+	    "curl_easy_init", "curl_easy_setopt", "curl_easy_cleanup",
+	    "curl_easy_getinfo", "curl_easy_strerror", "curl_slist_append",
+	    "curl_slist_free_all", "curl_multi_init", "curl_multi_setopt",
+	    "curl_multi_add_handle", "curl_multi_remove_handle",
+	    "curl_multi_socket_action", "curl_multi_assign",
+	    "curl_multi_info_read", "curl_multi_cleanup" };
+
+	if (C.dl)
+		return 0;
+	if ((C.dl = dlopen("libcurl.so.4", RTLD_NOW | RTLD_LOCAL)) == NULL) {
+		log_warnx("exitip: %s; exit addresses unknown", dlerror());
+		return -1;
+	}
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+		if ((*fp[i] = dlsym(C.dl, names[i])) == NULL) {
+			log_warnx("exitip: libcurl lacks %s; exit addresses unknown", names[i]);
+			dlclose(C.dl);
+			C.dl = NULL;
+			return -1;
+		}
+	return 0;
+}
 
 #define GLUETUN_URL	"http://127.0.0.1:8000/v1/publicip/ip"
 /* tailscaled's own default, and containerboot's (cmd/containerboot:
@@ -695,6 +785,10 @@ exitip_start(struct ev_loop *l, const struct config *c)
 
 	loop = l;
 	cfg = c;
+	if (c->n_exit_ip_url == 0 && c->n_lan_ip_url == 0)
+		return;		/* both "none": no checks, no libcurl */
+	if (curl_load() < 0)
+		return;
 	if (curl_global_init(CURL_GLOBAL_DEFAULT) != 0) {
 		log_warnx("exitip: curl_global_init failed; exit addresses unknown");
 		return;

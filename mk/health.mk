@@ -2,7 +2,8 @@
 # jansson (tailscaled's and Gluetun's JSON) join the agent's libraries.
 HEALTH_PKGS := libcurl jansson
 CFLAGS  += $(shell pkg-config --cflags $(HEALTH_PKGS))
-LDLIBS  += $(shell pkg-config --libs $(HEALTH_PKGS))
+# libcurl is dlopen'ed by exitip.c when the first check is due
+LDLIBS  += $(shell pkg-config --libs jansson)
 
 # Test-only binaries, never part of vnoded:
 #   build/health-driver  the endpoint and exit-address checks on a libev
