@@ -71,6 +71,22 @@ world_up() {
 	mkdir -p "$WDIR/headscale"
 	sed -e "s/@HS@/$HS/g" "$E2E_DIR/world/headscale.yaml" >"$WDIR/headscale/config.yaml"
 	world_run headscale 30 -v "$WDIR/headscale:/etc/headscale:ro" "$IMG_HEADSCALE" serve || return 1
+	# Who reaches the control server (HTTP, DERP, STUN), counted in its own
+	# namespace: from the home router's address (the node's LAN) or the VPN's.
+	cat >"$WDIR/headscale/count.nft" <<-EOF
+	table inet e2e {
+		counter hs_from_lan {}
+		counter hs_from_vpn {}
+		chain count_in {
+			type filter hook input priority filter; policy accept;
+			ip saddr $ROUTER_WAN counter name hs_from_lan
+			ip saddr $VPN counter name hs_from_vpn
+		}
+	}
+	EOF
+	docker run -d --name "$W-hsmon" --label org.vnode.e2e=1 --network "container:$W-headscale" \
+		--cap-add NET_ADMIN -v "$WDIR/headscale:/e2e:ro" "$IMG_WORLD" \
+		sh -c "nft -f /e2e/count.nft && exec sleep infinity" >/dev/null || return 1
 
 	# VPN provider: keys made here, wg0.conf for the server, WIREGUARD_* for Gluetun.
 	mkdir -p "$WDIR/vpn"
@@ -97,7 +113,7 @@ world_up() {
 	# tailnet client
 	world_run client 40 --cap-add NET_ADMIN --cap-add NET_RAW --device /dev/net/tun \
 		-e TS_DEBUG_USE_DERP_HTTP=1 "$IMG_WORLD" \
-		sh -c "ip route replace blackhole default; exec tailscaled --state=mem: --socket=/var/run/tailscale/tailscaled.sock >/tmp/tailscaled.log 2>&1" || return 1
+		sh -c "ip route replace blackhole default; exec tailscaled --state=mem: --no-logs-no-support --socket=/var/run/tailscale/tailscaled.sock >/tmp/tailscaled.log 2>&1" || return 1
 
 	wait_for 30 wx headscale headscale users list || { docker logs "$W-headscale" 2>&1 | tail -20 >&2; return 1; }
 	wx headscale headscale users create e2e >/dev/null || return 1
@@ -117,8 +133,9 @@ router_lan() {
 	wx router env LAN="$LAN" INET="$INET" ECHO="$ECHO" HS="$HS" VPN="$VPN" CLIENT="$CLIENT" sh /router.sh
 }
 
-# stack_env: the .env of the shipped stack, for the test world.
-stack_env() {	# extra KEY=VALUE lines on stdin are appended
+# stack_env [KEY=VALUE...]: the .env of the shipped stack for the test
+# world; later lines win.
+stack_env() {
 	cat >"$WDIR/stack.env" <<-EOF
 	VNODE_IMAGE=${E2E_NODE_IMAGE:-$IMG_AGENT}
 	GLUETUN_IMAGE=$IMG_GLUETUN
@@ -145,19 +162,30 @@ stack_env() {	# extra KEY=VALUE lines on stdin are appended
 	TS_AUTHKEY=$AUTHKEY
 	TS_HOSTNAME=vnode
 	TS_EXTRA_ARGS=--login-server=http://$HS:8080
+	TS_TAILSCALED_EXTRA_ARGS=--no-logs-no-support
 	EOF
-	cat >>"$WDIR/stack.env"
+	[ $# -eq 0 ] || printf '%s\n' "$@" >>"$WDIR/stack.env"
 }
 
-# stack_up [override-file]: the shipped compose file, unchanged, with the
-# test's .env and an override (test-only settings: DERP over HTTP, and
-# while the agent is incomplete, containerboot without it).
+# stack_up OVERRIDE [SERVICE...]: the shipped compose file, unchanged, with
+# the test's .env and an override file (test-only settings: DERP over HTTP;
+# plain containerboot for the baseline). Makes the LAN, joins the router to
+# it, starts the services (all by default) and waits for Gluetun's health.
 stack_up() {
-	cp "${1:-$E2E_DIR/compose.e2e.yml}" "$WDIR/e2e.override.yml"
-	dc up --no-start >"$WDIR/compose.log" 2>&1 || { cat "$WDIR/compose.log" >&2; return 1; }
-	router_lan || return 1
-	dc up -d >>"$WDIR/compose.log" 2>&1 || { cat "$WDIR/compose.log" >&2; docker logs "$W-gluetun" 2>&1 | tail -30 >&2; return 1; }
+	cp "$1" "$WDIR/e2e.override.yml"; shift
+	if ! docker network inspect "$W"_lan >/dev/null 2>&1; then
+		dc up --no-start >"$WDIR/compose.log" 2>&1 || { cat "$WDIR/compose.log" >&2; return 1; }
+		router_lan || return 1
+	fi
+	dc up -d "$@" >>"$WDIR/compose.log" 2>&1 ||
+		{ tail -5 "$WDIR/compose.log" >&2; docker logs "$W-gluetun" 2>&1 | tail -30 >&2; return 1; }
+	wait_for 90 gluetun_healthy || { docker logs "$W-gluetun" 2>&1 | tail -30 >&2; return 1; }
 }
+gluetun_healthy() { [ "$(docker inspect -f '{{.State.Health.Status}}' "$W-gluetun" 2>/dev/null)" = healthy ]; }
+
+# ns CMD...: runs CMD in the stack's namespace (Gluetun's) from a world
+# container, with the tools the node's images lack.
+ns() { docker run --rm --network "container:$W-gluetun" --cap-add NET_ADMIN "$IMG_WORLD" "$@"; }
 
 # node_ip: the node's tailnet IPv4 as headscale lists it.
 node_ip() {
@@ -173,6 +201,21 @@ import json,sys
 for n in json.load(sys.stdin):
     if n.get("given_name")=="vnode" or n.get("name")=="vnode": print(n["id"]); break'
 }
+
+# approve_exit: approves the node's exit routes in headscale.
+approve_exit() {
+	local id; id=$(node_id)
+	[ -n "$id" ] && wx headscale headscale nodes approve-routes -i "$id" -r 0.0.0.0/0,::/0 >/dev/null
+}
+
+# client_up: the tailnet client joins and uses the node as its exit node.
+client_up() {
+	wx client tailscale up --login-server "http://$HS:8080" --authkey "$AUTHKEY" --hostname client \
+		--accept-dns=true --exit-node="$(node_ip)" --timeout 60s
+}
+
+# counter_reset HOST: zero that host's e2e counters.
+counter_reset() { wx "$1" nft reset counters table inet e2e >/dev/null; }
 
 # counter HOST NAME: packets of a named nft counter in table "e2e".
 counter() {
