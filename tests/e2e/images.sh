@@ -172,16 +172,36 @@ project() {
 }
 
 command -v docker >/dev/null || { echo "images: docker not found" >&2; exit 1; }
-steps=${*:-base peers peer-images world project}
+need_debootstrap() {
+	command -v debootstrap >/dev/null || { echo "images: debootstrap missing (make deps)" >&2; exit 1; }
+}
 T0=$SECONDS
-for s in $steps; do
-	case $s in
-	base) command -v debootstrap >/dev/null || { echo "images: debootstrap missing (make deps)" >&2; exit 1; }; base ;;
-	peers) peers ;;
-	peer-images) peer_images ;;
-	world) world ;;
-	project) project ;;
-	*) echo "images: unknown step $s" >&2; exit 2 ;;
-	esac
-done
-step_time "images ($steps)" $((SECONDS - T0)) done
+if [ $# -gt 0 ]; then
+	for s in "$@"; do
+		case $s in
+		base) need_debootstrap; base ;;
+		peers) peers ;;
+		peer-images) peer_images ;;
+		world) world ;;
+		project) project ;;
+		*) echo "images: unknown step $s" >&2; exit 2 ;;
+		esac
+	done
+	step_time "images ($*)" $((SECONDS - T0)) done
+	exit 0
+fi
+# Everything, overlapping the CPU-bound Go builds with the network-bound
+# debootstrap and apt steps: peers in the background; meanwhile the base
+# image and the sidecar image (whose build stage the agent image reuses
+# from Docker's cache); then what needs the peers.
+need_debootstrap
+peers >"$E2E_CACHE/logs/peers.out" 2>&1 &
+peers_pid=$!
+tail -n +1 -f "$E2E_CACHE/logs/peers.out" --pid=$peers_pid 2>/dev/null | sed -u 's/^/  /' >&2 &
+base
+build_image "$IMG_SIDECAR" "$ROOT/docker/Dockerfile.sidecar" "$ROOT"
+wait $peers_pid || { e2e_log "peers failed (log: $E2E_CACHE/logs/peers.out)"; exit 1; }
+peer_images
+world
+project
+step_time "images (all)" $((SECONDS - T0)) done

@@ -169,17 +169,26 @@ stack_env() {
 
 # stack_up OVERRIDE [SERVICE...]: the shipped compose file, unchanged, with
 # the test's .env and an override file (test-only settings: DERP over HTTP;
-# plain containerboot for the baseline). Makes the LAN, joins the router to
-# it, starts the services (all by default) and waits for Gluetun's health.
+# plain containerboot for the baseline). Starts Gluetun first (Compose makes
+# the LAN with it), joins the router to the LAN, waits for Gluetun's health,
+# then the other services (all by default). `up --no-start` is not used:
+# docker-compose 1.29 then creates the Tailscale container on the default
+# bridge instead of in Gluetun's namespace (measured).
 stack_up() {
 	cp "$1" "$WDIR/e2e.override.yml"; shift
-	if ! docker network inspect "$W"_lan >/dev/null 2>&1; then
-		dc up --no-start >"$WDIR/compose.log" 2>&1 || { cat "$WDIR/compose.log" >&2; return 1; }
+	dc up -d gluetun >>"$WDIR/compose.log" 2>&1 || { tail -5 "$WDIR/compose.log" >&2; return 1; }
+	if ! docker inspect -f '{{range $k, $v := .NetworkSettings.Networks}}{{$k}} {{end}}' "$W-router" | grep -q "$W"_lan; then
 		router_lan || return 1
 	fi
+	wait_for 120 gluetun_healthy || { docker logs "$W-gluetun" 2>&1 | tail -30 >&2; return 1; }
+	[ $# -gt 0 ] && [ "$*" = gluetun ] && return 0
 	dc up -d "$@" >>"$WDIR/compose.log" 2>&1 ||
-		{ tail -5 "$WDIR/compose.log" >&2; docker logs "$W-gluetun" 2>&1 | tail -30 >&2; return 1; }
-	wait_for 90 gluetun_healthy || { docker logs "$W-gluetun" 2>&1 | tail -30 >&2; return 1; }
+		{ tail -5 "$WDIR/compose.log" >&2; return 1; }
+	in_gluetun_ns tailscale || { echo "the tailscale container is not in Gluetun's namespace" >&2; return 1; }
+}
+# in_gluetun_ns SERVICE: the container shares Gluetun's network namespace.
+in_gluetun_ns() {
+	[ "$(docker inspect -f '{{.HostConfig.NetworkMode}}' "$W-$1")" = "container:$(docker inspect -f '{{.Id}}' "$W-gluetun")" ]
 }
 gluetun_healthy() { [ "$(docker inspect -f '{{.State.Health.Status}}' "$W-gluetun" 2>/dev/null)" = healthy ]; }
 
