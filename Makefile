@@ -12,7 +12,9 @@ B       := build
 CC      ?= cc
 CLANG   ?= clang
 BPFTOOL ?= bpftool
-PKGS    := libnl-3.0 libnl-route-3.0 libmnl libnftnl libnftables libnetfilter_conntrack libbpf
+PKGS    := libnl-3.0 libnl-route-3.0 libmnl libnftnl libnetfilter_conntrack libbpf
+# libnftables is dlopen'ed by agent/nft.c (loaded per command, not resident)
+CFLAGS_NFT := $(shell pkg-config --cflags libnftables)
 
 ifeq ($(V),1)
 Q :=
@@ -29,8 +31,8 @@ WARN    += -Werror
 endif
 CFLAGS  ?= -O2 -g
 CFLAGS  += -std=gnu11 -D_GNU_SOURCE $(WARN) -I$(B) -Iagent \
-           $(shell pkg-config --cflags $(PKGS)) -MMD -MP
-LDLIBS  += $(shell pkg-config --libs $(PKGS)) -lev
+           $(shell pkg-config --cflags $(PKGS)) $(CFLAGS_NFT) -MMD -MP
+LDLIBS  += $(shell pkg-config --libs $(PKGS)) -lev -ldl
 
 # vnoded: every agent/*.c that belongs to the daemon (cli_*.c is the host CLI).
 VNODED_SRCS := $(filter-out agent/cli%.c agent/fuzz_%.c,$(wildcard agent/*.c))

@@ -7,6 +7,7 @@
  */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <limits.h>
 #include <stdio.h>
 #include <signal.h>
 #include <stdlib.h>
@@ -24,7 +25,8 @@ static const struct config *cfg;
 static struct gateways gws;
 static struct view	last_view;
 static bool		have_view;
-static char		*extra_output;	/* classifier rules for the output chain */
+static struct nft_extra extra;	/* the fallback classifier's rules */
+static int		 exit_code;	/* the supervised command's, or 0 */
 
 static int64_t
 now_s(void)
@@ -70,7 +72,7 @@ agent_sync(bool starting, bool nft_force)
 		log_warnx("reading links: %s", strerror(-ret));
 		return ret;
 	}
-	text = nft_render(cfg, &v, extra_output);
+	text = nft_render(cfg, &v, &extra);
 	if (nft_force || !nft_same(text)) {
 		if (nft_apply(text) < 0)
 			err = -EIO;
@@ -121,6 +123,35 @@ agent_sync(bool starting, bool nft_force)
 	return err;
 }
 
+/*
+ * A sync that failed (a route refused while a link was changing under us)
+ * is retried on a backoff timer, armed only then: when nothing fails and
+ * nothing changes, the agent never wakes up.
+ */
+static ev_timer		retry_w;
+static double		retry_s;
+
+static void
+sync_or_retry(struct ev_loop *loop, bool nft_force)
+{
+	if (agent_sync(false, nft_force) < 0) {
+		retry_s = retry_s ? (retry_s * 2 > 5 ? 5 : retry_s * 2) : 0.05;
+		ev_timer_stop(loop, &retry_w);
+		ev_timer_set(&retry_w, retry_s, 0);
+		ev_timer_start(loop, &retry_w);
+	} else {
+		retry_s = 0;
+		ev_timer_stop(loop, &retry_w);
+	}
+}
+
+static void
+retry_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	log_info("retrying after a failed sync");
+	sync_or_retry(loop, !nft_present());
+}
+
 static void
 rtnl_cb(struct ev_loop *loop, ev_io *w, int revents)
 {
@@ -129,7 +160,7 @@ rtnl_cb(struct ev_loop *loop, ev_io *w, int revents)
 	if (n == -ENOBUFS)
 		log_warnx("netlink overflow: resynchronising in full");
 	if (n != 0)
-		agent_sync(false, n == -ENOBUFS);
+		sync_or_retry(loop, n == -ENOBUFS);
 }
 
 static void
@@ -138,7 +169,7 @@ nftev_cb(struct ev_loop *loop, ev_io *w, int revents)
 	if (nft_events_read()) {
 		/* Our table was changed by someone else: make it ours again. */
 		vstate.ok_nft = nft_present();
-		agent_sync(false, true);
+		sync_or_retry(loop, true);
 	}
 }
 
@@ -149,11 +180,43 @@ stop_cb(struct ev_loop *loop, ev_signal *w, int revents)
 	ev_break(loop, EVBREAK_ALL);
 }
 
+/* Supervise mode: the listed signals go to the command, not to us. */
 static void
-set_extra_output(void)
+fwd_cb(struct ev_loop *loop, ev_signal *w, int revents)
 {
-	/* room for the fallback classifier's rules (classify.c) */
-	extra_output = NULL;
+	supervise_forward(w->signum);
+}
+
+/* libev's default loop reaps every child and hands each status here. */
+static void
+child_cb(struct ev_loop *loop, ev_child *w, int revents)
+{
+	if (supervise_child_exited(w->rpid, w->rstatus)) {
+		exit_code = supervise_exit_code();
+		log_info("command ended: exiting with %d, kill switch stays in place",
+		    exit_code);
+		ev_break(loop, EVBREAK_ALL);
+	}
+}
+
+/*
+ * The nftables classifier's rules (classify.c), when it is in use: BPF was
+ * refused, or attach mode's sockets that predate the attach.
+ */
+static void
+set_extra(void)
+{
+	static char out[PATH_MAX + 256], in[256], nat[256];
+
+	memset(&extra, 0, sizeof(extra));
+	if (!classify_need_nft())
+		return;
+	snprintf(out, sizeof(out), "\t\t%s\n", classify_nft_output_rule());
+	snprintf(in, sizeof(in), "\t\t%s\n", classify_nft_input_rule(cfg->lan_if));
+	snprintf(nat, sizeof(nat), "\t\t%s\n", classify_nft_postrouting_rule(cfg->lan_if));
+	extra.output = out;
+	extra.input = in;
+	extra.postrouting_nat = nat;
 }
 
 int
@@ -161,7 +224,8 @@ agent_run(const struct config *c, int argc, char **argv)
 {
 	struct ev_loop	*loop = ev_default_loop(EVFLAG_NOENV | EVFLAG_SIGNALFD);
 	ev_io		 rtnl_w, nft_w;
-	ev_signal	 term_w, int_w;
+	ev_signal	 term_w, int_w, fwd_w[8];
+	ev_child	 child_w;
 	struct timespec	 t0, t1;
 	int		 ret, nfd, badsys;
 
@@ -172,20 +236,22 @@ agent_run(const struct config *c, int argc, char **argv)
 	vstate.started = now_s();
 	vstate.classifier = "none";
 	vstate.ok_child = true;
-	if (argc > 0) {
-		fprintf(stderr, "vnoded: running a command (-- %s) is not supported by this build\n", argv[0]);
+	/* refusals first: nothing is applied before them (exit 2) */
+	if (supervise_check(cfg, argc, argv) < 0)
 		return 2;
-	}
+	/* then the classifier, before the command exists: never unclassified */
+	if (classify_start(cfg, argc > 0) < 0)
+		return 1;
 	if ((ret = route_init()) < 0)
 		fatalx("netlink: %s", strerror(-ret));
-	if ((ret = nft_init()) < 0)
-		fatalx("nftables: %s", strerror(-ret));
 	/* subscribe before the first sync so no change slips between */
 	if ((nfd = nft_events_open()) < 0)
 		fatalx("nftables events: %s", strerror(-nfd));
 	badsys = sysctl_apply();
-	set_extra_output();
-	if ((ret = agent_sync(true, true)) < 0)
+	set_extra();
+	if ((ret = agent_sync(true, true)) < 0 && !nft_present())
+		fatalx("the kill switch (table inet %s) could not be installed", NFT_TABLE);
+	if (ret < 0)
 		log_warnx("first sync incomplete: %s", strerror(-ret));
 	clock_gettime(CLOCK_MONOTONIC, &t1);
 	{
@@ -200,18 +266,36 @@ agent_run(const struct config *c, int argc, char **argv)
 		    badsys ? "; some sysctls are wrong (see above)" : "");
 	}
 
+	ev_init(&retry_w, retry_cb);
 	ev_io_init(&rtnl_w, rtnl_cb, route_event_fd(), EV_READ);
 	ev_io_start(loop, &rtnl_w);
 	ev_io_init(&nft_w, nftev_cb, nfd, EV_READ);
 	ev_io_start(loop, &nft_w);
-	ev_signal_init(&term_w, stop_cb, SIGTERM);
-	ev_signal_start(loop, &term_w);
-	ev_signal_init(&int_w, stop_cb, SIGINT);
-	ev_signal_start(loop, &int_w);
-	/* changes that happened during the first sync are in the queue: */
-	rtnl_cb(loop, &rtnl_w, 0);
+	if (argc > 0) {
+		/* PID 1: forward, reap, and end with the command */
+		for (int i = 0; supervise_signals[i] && i < 8; i++) {
+			ev_signal_init(&fwd_w[i], fwd_cb, supervise_signals[i]);
+			ev_signal_start(loop, &fwd_w[i]);
+		}
+		ev_child_init(&child_w, child_cb, 0, 0);
+		ev_child_start(loop, &child_w);
+		if (supervise_start(argv, classify_cgroup_fd(), classify_cgroup_own()) < 0) {
+			classify_stop();
+			return supervise_exit_code();
+		}
+	} else {
+		ev_signal_init(&term_w, stop_cb, SIGTERM);
+		ev_signal_start(loop, &term_w);
+		ev_signal_init(&int_w, stop_cb, SIGINT);
+		ev_signal_start(loop, &int_w);
+	}
+	/* changes that happened during the first sync are in the queue; a
+	 * first sync that failed is retried from here */
+	route_drain_events();
+	sync_or_retry(loop, false);
 	ev_run(loop, 0);
-	return 0;
+	classify_stop();
+	return exit_code;
 }
 
 int
@@ -219,12 +303,14 @@ agent_cleanup(const struct config *c)
 {
 	int	 ret, n;
 
-	if ((ret = route_init()) < 0 || (ret = nft_init()) < 0) {
+	if ((ret = route_init()) < 0) {
 		log_warnx("cleanup: %s", strerror(-ret));
 		return ret;
 	}
 	n = route_cleanup(c);
 	nft_cleanup();
+	if (classify_detach(c) < 0)
+		log_warnx("cleanup: the classifier program could not be detached");
 	sysctl_restore();
 	log_info("cleanup: removed %d rules and routes and table inet %s", n < 0 ? 0 : n, NFT_TABLE);
 	return n < 0 ? n : 0;

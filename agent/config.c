@@ -394,6 +394,66 @@ set_health_listen(struct config *c, const char *v)
 }
 static void print_health_listen(const struct config *c, FILE *f) { fputs(c->health_listen, f); }
 
+static int
+set_classifier(struct config *c, const char *v)
+{
+	if (!strcmp(v, "auto"))
+		c->classifier = CLS_AUTO;
+	else if (!strcmp(v, "ebpf"))
+		c->classifier = CLS_EBPF;
+	else if (!strcmp(v, "nft"))
+		c->classifier = CLS_NFT;
+	else
+		return -1;
+	return 0;
+}
+static void
+print_classifier(const struct config *c, FILE *f)
+{
+	fputs(c->classifier == CLS_AUTO ? "auto" : c->classifier == CLS_EBPF ?
+	    "ebpf" : "nft", f);
+}
+
+static int
+set_cgroup(struct config *c, const char *v)
+{
+	if (!strcmp(v, "self"))
+		c->cgroup = CLS_SELF;
+	else if (!strcmp(v, "child"))
+		c->cgroup = CLS_CHILD;
+	else
+		return -1;
+	return 0;
+}
+static void print_cgroup(const struct config *c, FILE *f) { fputs(c->cgroup == CLS_SELF ? "self" : "child", f); }
+
+static int
+set_attach_pid(struct config *c, const char *v)
+{
+	uint32_t p;
+	if (*v == '\0') {
+		c->attach_pid = 0;
+		return 0;
+	}
+	/* pid_max is at most 2^22 (PID_MAX_LIMIT) */
+	if (parse_u32(v, &p, 4194304) < 0 || p < 1)
+		return -1;
+	c->attach_pid = (int)p;
+	return 0;
+}
+static void print_attach_pid(const struct config *c, FILE *f) { if (c->attach_pid) fprintf(f, "%d", c->attach_pid); }
+
+static int
+set_attach_cgroup(struct config *c, const char *v)
+{
+	if (strlen(v) >= sizeof(c->attach_cgroup) || (*v && *v != '/') ||
+	    strstr(v, "/../") || strpbrk(v, "\n\""))
+		return -1;
+	strcpy(c->attach_cgroup, v);
+	return 0;
+}
+static void print_attach_cgroup(const struct config *c, FILE *f) { fputs(c->attach_cgroup, f); }
+
 static const struct key keys[] = {
 	{ "VNODE_LAN_IF", set_lan_if, print_lan_if, "LAN interface (tailscaled's own traffic leaves here)" },
 	{ "VNODE_LAN_GATEWAY", set_gw, print_gw, "IPv4 LAN gateway; auto: main table's default via VNODE_LAN_IF at start" },
@@ -413,6 +473,10 @@ static const struct key keys[] = {
 	{ "VNODE_HEALTH_LISTEN", set_health_listen, print_health_listen, "health/metrics endpoint: host:port, [v6]:port or none" },
 	{ "VNODE_LOG_LEVEL", set_log_level, print_log_level, "error, warn, info or debug" },
 	{ "VNODE_LOG_FORMAT", set_log_format, print_log_format, "text or json" },
+	{ "VNODE_CLASSIFIER", set_classifier, print_classifier, "auto: eBPF, nftables socket cgroupv2 if BPF is refused; ebpf; nft" },
+	{ "VNODE_CGROUP", set_cgroup, print_cgroup, "self: classify the agent's own cgroup (container); child: a child cgroup for the command (needs a writable cgroup2 mount)" },
+	{ "VNODE_ATTACH_PID", set_attach_pid, print_attach_pid, "attach mode: classify the cgroup of this running process (its PID namespace shared)" },
+	{ "VNODE_ATTACH_CGROUP", set_attach_cgroup, print_attach_cgroup, "attach mode: classify this cgroup (path as in /proc/PID/cgroup, or a cgroup2 directory)" },
 };
 #define NKEYS (sizeof(keys) / sizeof(keys[0]))
 
@@ -634,6 +698,10 @@ config_validate(const struct config *c)
 			    cidr_str(&c->allow_lan[i], b, sizeof(b)));
 			ret = -1;
 		}
+	if (c->attach_pid && c->attach_cgroup[0]) {
+		fprintf(stderr, "vnoded: VNODE_ATTACH_PID and VNODE_ATTACH_CGROUP exclude each other\n");
+		ret = -1;
+	}
 	if (c->dns_server.family) {
 		const uint8_t *p = (const uint8_t *)&c->dns_server.v4;
 		/* Tailscale's ts-input drops 100.64.0.0/10 arriving off tailscale0. */

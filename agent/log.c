@@ -48,7 +48,7 @@ json_escape(FILE *f, const char *s)
 	}
 }
 
-static void
+static void __attribute__((format(printf, 3, 0)))
 vlog(enum log_level l, const char *tag, const char *f, va_list ap, int err)
 {
 	static const char *names[] = { "error", "warn", "info", "debug" };

@@ -26,6 +26,7 @@ usage(FILE *f)
 	    "  -c FILE      read KEY=VALUE settings from FILE (environment and flags win)\n"
 	    "  -v           verbose: print every change as a command ([#] lines)\n"
 	    "  --check      validate and print the normalised settings, apply nothing\n"
+	    "               (with -v also the nftables table it would install)\n"
 	    "  --cleanup    remove the rules, routes and nftables table vnoded installs\n"
 	    "  --version    print the version\n"
 	    "  -h, --help   this text\n"
@@ -126,6 +127,13 @@ main(int argc, char **argv)
 	}
 	if (check) {
 		config_print(&cfg, stdout);
+		if (verbose) {
+			/* the table as it would be with every interface absent */
+			struct view none = { 0 };
+			char	*t = nft_render(&cfg, &none, NULL);
+			printf("# nft -f - (before the interfaces are read)\n%s", t);
+			free(t);
+		}
 		return 0;
 	}
 	log_init(cfg.log_level, cfg.log_format);

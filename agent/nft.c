@@ -12,20 +12,29 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <dlfcn.h>
+#include <endian.h>
+#include <malloc.h>
 #include <unistd.h>
 
 #include <libmnl/libmnl.h>
 #include <linux/netfilter.h>
 #include <linux/netfilter/nfnetlink.h>
 #include <linux/netfilter/nf_tables.h>
-#include <nftables/libnftables.h>
+#include <nftables/libnftables.h>	/* types and flags; the code is dlopen'ed */
 
 #include "vnoded.h"
 
-static struct nft_ctx	*ctx;
 static struct mnl_socket *ev;
 static char		*applied;	/* text of the table we last applied */
-static bool		 foreign_change;	/* in the current batch */
+static bool		 touched;	/* the current batch touches our table */
+/* Rule handles of our table right after we applied it. A handle is never
+ * reused, so any rule or chain added, removed or replaced by anyone shows as
+ * a different set. (Events name the sender by its pid in the host's PID
+ * namespace, which a containerised PID 1 cannot compare with its own.) */
+#define MAX_HANDLES	256
+static uint64_t		 handles[MAX_HANDLES];
+static int		 nhandles = -1;	/* -1: unknown */
 
 struct buf {
 	char	*p;
@@ -86,7 +95,7 @@ mss_for(const struct config *cfg, const struct view *v, int family)
  * only when the text differs.
  */
 char *
-nft_render(const struct config *cfg, const struct view *v, const char *extra_output)
+nft_render(const struct config *cfg, const struct view *v, const struct nft_extra *x)
 {
 	struct buf b = { 0 };
 	char	 ctl[2][64], a[INET6_ADDRSTRLEN + 8];
@@ -131,8 +140,19 @@ nft_render(const struct config *cfg, const struct view *v, const char *extra_out
 	bp(&b, "\t\tiifname \"%s\" counter name drop_forward drop\n", T);
 	bp(&b, "\t\toifname \"%s\" counter name drop_forward drop\n\t}\n", T);
 
+	/*
+	 * Flows that arrive through the tunnel belong with the client flows:
+	 * what the node answers them (a TCP reset, port unreachable after a
+	 * conntrack flush, a port-forwarded service's replies) must leave by
+	 * the tunnel or nowhere, never by the LAN with the VPN's address inside.
+	 */
+	bp(&b, "\tchain prerouting {\n\t\ttype filter hook prerouting priority mangle; policy accept;\n");
+	bp(&b, "\t\tiifname \"%s\" ct state new ct mark set ct mark | 0x%x\n\t}\n", V, FLOW_MARK);
+
 	/* input: the tailnet reaches nothing of the node but replies and ping */
 	bp(&b, "\tchain input {\n\t\ttype filter hook input priority filter - 10; policy accept;\n");
+	if (x && x->input)
+		bp(&b, "%s", x->input);
 	bp(&b, "\t\tiifname \"%s\" ct state established,related accept\n", T);
 	bp(&b, "\t\tiifname \"%s\" ip daddr %s meta l4proto icmp accept\n", T, tail4);
 	bp(&b, "\t\tiifname \"%s\" ip6 daddr %s meta l4proto ipv6-icmp accept\n", T, tail6);
@@ -159,15 +179,15 @@ nft_render(const struct config *cfg, const struct view *v, const char *extra_out
 	 */
 	bp(&b, "\tchain output {\n\t\ttype route hook output priority mangle; policy accept;\n");
 	bp(&b, "\t\tct mark & 0x%x == 0x%x meta mark set meta mark | 0x%x\n", FLOW_MARK, FLOW_MARK, FLOW_MARK);
-	if (extra_output)
-		bp(&b, "%s", extra_output);
+	if (x && x->output)
+		bp(&b, "%s", x->output);
 	bp(&b, "\t}\n");
 
 	/* DNS of the control class onto a resolver reached through the tunnel */
 	if (cfg->dns == DNS_VPN && cfg->dns_server.family) {
 		const char *fam = cfg->dns_server.family == AF_INET ? "ip" : "ip6";
 		addr_str(&cfg->dns_server, a, sizeof(a));
-		bp(&b, "\tchain output_nat {\n\t\ttype nat hook output priority dstnat; policy accept;\n");
+		bp(&b, "\tchain output_nat {\n\t\ttype nat hook output priority -100; policy accept;\n");
 		for (int m = 0; m < nctl; m++)
 			bp(&b, "\t\t%s meta l4proto { udp, tcp } th dport 53 %s daddr != %s dnat %s to %s\n",
 			    ctl[m], fam, cfg->dns_server.family == AF_INET ? "127.0.0.0/8" : "::1", fam, a);
@@ -176,6 +196,8 @@ nft_render(const struct config *cfg, const struct view *v, const char *extra_out
 
 	bp(&b, "\tchain postrouting_nat {\n\t\ttype nat hook postrouting priority srcnat; policy accept;\n");
 	bp(&b, "\t\toifname \"%s\" masquerade\n", V);
+	if (x && x->postrouting_nat)
+		bp(&b, "%s", x->postrouting_nat);
 	if (cfg->n_allow_lan)
 		bp(&b, "\t\tiifname \"%s\" oifname \"%s\" masquerade\n", T, L);
 	bp(&b, "\t}\n");
@@ -207,50 +229,181 @@ nft_render(const struct config *cfg, const struct view *v, const char *extra_out
 	return b.p;
 }
 
-int
-nft_init(void)
+/*
+ * libnftables keeps a parser and a ruleset cache per context, a megabyte and
+ * more of heap, and with its dependencies (gmp, jansson, xtables) another
+ * megabyte of mapped code. The table changes rarely: the library is loaded
+ * for one command and unloaded after it, so the idle agent carries none of
+ * it (resident memory 4.9 -> see the README's benchmarks).
+ */
+struct nftlib {
+	void		*dl;
+	struct nft_ctx	*(*ctx_new)(uint32_t);
+	void		 (*ctx_free)(struct nft_ctx *);
+	int		 (*buffer_output)(struct nft_ctx *);
+	int		 (*buffer_error)(struct nft_ctx *);
+	const char	*(*get_error)(struct nft_ctx *);
+	const char	*(*get_output)(struct nft_ctx *);
+	int		 (*run)(struct nft_ctx *, const char *);
+};
+
+static int
+lib_open(struct nftlib *l)
 {
-	if ((ctx = nft_ctx_new(NFT_CTX_DEFAULT)) == NULL)
-		return -ENOMEM;
-	nft_ctx_buffer_output(ctx);
-	nft_ctx_buffer_error(ctx);
+	if ((l->dl = dlopen("libnftables.so.1", RTLD_NOW | RTLD_LOCAL)) == NULL) {
+		log_warnx("nft: %s", dlerror());
+		return -ENOENT;
+	}
+	l->ctx_new = (struct nft_ctx *(*)(uint32_t))dlsym(l->dl, "nft_ctx_new");
+	l->ctx_free = (void (*)(struct nft_ctx *))dlsym(l->dl, "nft_ctx_free");
+	l->buffer_output = (int (*)(struct nft_ctx *))dlsym(l->dl, "nft_ctx_buffer_output");
+	l->buffer_error = (int (*)(struct nft_ctx *))dlsym(l->dl, "nft_ctx_buffer_error");
+	l->get_error = (const char *(*)(struct nft_ctx *))dlsym(l->dl, "nft_ctx_get_error_buffer");
+	l->get_output = (const char *(*)(struct nft_ctx *))dlsym(l->dl, "nft_ctx_get_output_buffer");
+	l->run = (int (*)(struct nft_ctx *, const char *))dlsym(l->dl, "nft_run_cmd_from_buffer");
+	if (!l->ctx_new || !l->ctx_free || !l->buffer_output || !l->buffer_error ||
+	    !l->get_error || !l->get_output || !l->run) {
+		log_warnx("nft: libnftables lacks a symbol we use");
+		dlclose(l->dl);
+		return -ENOENT;
+	}
 	return 0;
 }
 
 /*
- * Asks the kernel whether table inet vnode exists, with one netlink
- * request (no ruleset cache). Returns 1, 0, or a negative errno.
+ * Runs nft commands; with `out`, their output is copied there. Returns 0 or
+ * -EIO; a failure is logged as a warning naming `what`, or at debug level
+ * when `what` is NULL (a probe that may fail).
  */
-static int
-table_exists(void)
+int
+nft_exec(const char *cmds, char *out, size_t n, const char *what)
 {
-	char	 buf[MNL_SOCKET_BUFFER_SIZE];
-	struct mnl_socket *s;
+	struct nftlib	 l;
+	struct nft_ctx	*c;
+	int		 ret = 0;
+
+	if ((ret = lib_open(&l)) < 0)
+		return ret;
+	if ((c = l.ctx_new(NFT_CTX_DEFAULT)) == NULL) {
+		dlclose(l.dl);
+		return -ENOMEM;
+	}
+	l.buffer_output(c);
+	l.buffer_error(c);
+	if (l.run(c, cmds) != 0) {
+		const char *e = l.get_error(c);
+		if (what)
+			log_warnx("nft: %s failed: %s", what, e ? e : "?");
+		else
+			log_debug("nft: %s", e ? e : "?");
+		ret = -EIO;
+	}
+	if (out && n)
+		snprintf(out, n, "%s", l.get_output(c));
+	l.ctx_free(c);
+	dlclose(l.dl);
+	malloc_trim(0);
+	return ret;
+}
+
+static struct nlmsghdr *
+req_header(char *buf, int type, uint16_t flags)
+{
 	struct nlmsghdr *nlh = mnl_nlmsg_put_header(buf);
 	struct nfgenmsg *g;
-	ssize_t	 n;
-	int	 ret;
 
-	nlh->nlmsg_type = (NFNL_SUBSYS_NFTABLES << 8) | NFT_MSG_GETTABLE;
-	nlh->nlmsg_flags = NLM_F_REQUEST | NLM_F_ACK;
+	nlh->nlmsg_type = (NFNL_SUBSYS_NFTABLES << 8) | type;
+	nlh->nlmsg_flags = NLM_F_REQUEST | flags;
 	nlh->nlmsg_seq = 1;
 	g = mnl_nlmsg_put_extra_header(nlh, sizeof(*g));
 	g->nfgen_family = NFPROTO_INET;
 	g->version = NFNETLINK_V0;
-	mnl_attr_put_strz(nlh, NFTA_TABLE_NAME, NFT_TABLE);
+	return nlh;
+}
+
+/* Sends one request about our table and runs cb over the answer. */
+static int
+request(struct nlmsghdr *nlh, mnl_cb_t cb, void *data)
+{
+	char	 buf[MNL_SOCKET_BUFFER_SIZE];
+	struct mnl_socket *s;
+	ssize_t	 n;
+	int	 ret;
+
+	mnl_attr_put_strz(nlh, 1 /* NFTA_TABLE_NAME, NFTA_RULE_TABLE */, NFT_TABLE);
 	if ((s = mnl_socket_open(NETLINK_NETFILTER)) == NULL)
 		return -errno;
 	if (mnl_socket_bind(s, 0, MNL_SOCKET_AUTOPID) < 0 ||
-	    mnl_socket_sendto(s, nlh, nlh->nlmsg_len) < 0 ||
-	    (n = mnl_socket_recvfrom(s, buf, sizeof(buf))) < 0) {
+	    mnl_socket_sendto(s, nlh, nlh->nlmsg_len) < 0) {
 		ret = -errno;
-		mnl_socket_close(s);
-		return ret;
+		goto out;
 	}
-	ret = mnl_cb_run(buf, n, 1, mnl_socket_get_portid(s), NULL, NULL);
-	ret = ret >= 0 ? 1 : errno == ENOENT ? 0 : -errno;
+	while ((n = mnl_socket_recvfrom(s, buf, sizeof(buf))) > 0)
+		if ((ret = mnl_cb_run(buf, n, 1, mnl_socket_get_portid(s), cb, data)) <= 0)
+			break;
+	if (n < 0)
+		ret = -errno;
+	else if (ret < 0)
+		ret = -errno;
+	else
+		ret = 0;
+out:
 	mnl_socket_close(s);
 	return ret;
+}
+
+/* Whether table inet vnode exists: 1, 0, or a negative errno. */
+static int
+table_exists(void)
+{
+	char	 buf[MNL_SOCKET_BUFFER_SIZE];
+	int	 ret = request(req_header(buf, NFT_MSG_GETTABLE, NLM_F_ACK), NULL, NULL);
+
+	return ret == 0 ? 1 : ret == -ENOENT ? 0 : ret;
+}
+
+struct hlist {
+	uint64_t *h;
+	int	  n;
+};
+
+static int
+handle_attr(const struct nlattr *a, void *data)
+{
+	struct hlist *l = data;
+
+	if (mnl_attr_get_type(a) == NFTA_RULE_HANDLE &&
+	    mnl_attr_get_payload_len(a) == 8 && l->n < MAX_HANDLES)
+		l->h[l->n++] = be64toh(mnl_attr_get_u64(a));
+	return MNL_CB_OK;
+}
+
+static int
+handle_msg(const struct nlmsghdr *nlh, void *data)
+{
+	mnl_attr_parse(nlh, sizeof(struct nfgenmsg), handle_attr, data);
+	return MNL_CB_OK;
+}
+
+static int
+cmp_u64(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+	return x < y ? -1 : x > y;
+}
+
+/* Our table's rule handles, sorted, into h; returns how many or -errno. */
+static int
+table_handles(uint64_t *h)
+{
+	char	 buf[MNL_SOCKET_BUFFER_SIZE];
+	struct hlist l = { h, 0 };
+	int	 ret = request(req_header(buf, NFT_MSG_GETRULE, NLM_F_DUMP), handle_msg, &l);
+
+	if (ret < 0)
+		return ret;
+	qsort(h, l.n, sizeof(*h), cmp_u64);
+	return l.n;
 }
 
 /*
@@ -273,15 +426,13 @@ nft_apply(const char *text)
 	bp(&b, "%s", text);
 	if (log_enabled(LL_DEBUG))
 		log_cmd("nft -f - <<EOF\n%sEOF", text);
-	ret = nft_run_cmd_from_buffer(ctx, b.p);
+	ret = nft_exec(b.p, NULL, 0, "applying table inet " NFT_TABLE);
 	free(b.p);
-	if (ret != 0) {
-		const char *e = nft_ctx_get_error_buffer(ctx);
-		log_warnx("nft: applying table inet %s failed: %s", NFT_TABLE, e ? e : "?");
-		return -EIO;
-	}
+	if (ret < 0)
+		return ret;
 	free(applied);
 	applied = strdup(text);
+	nhandles = table_handles(handles);
 	return 0;
 }
 
@@ -305,24 +456,13 @@ nft_present(void)
 	return table_exists() == 1;
 }
 
-/* Runs one nft command, output discarded. For counters and cleanup. */
-int
-nft_cmd(const char *cmd, const char **out)
-{
-	int	 ret = nft_run_cmd_from_buffer(ctx, cmd);
-
-	if (out)
-		*out = nft_ctx_get_output_buffer(ctx);
-	return ret == 0 ? 0 : -EIO;
-}
-
 int
 nft_cleanup(void)
 {
 	log_cmd("nft delete table inet %s", NFT_TABLE);
-	if (nft_run_cmd_from_buffer(ctx, "table inet " NFT_TABLE "\ndelete table inet " NFT_TABLE "\n"))
-		return -EIO;
-	return 0;
+	if (table_exists() == 0)
+		return 0;
+	return nft_exec("delete table inet " NFT_TABLE "\n", NULL, 0, "deleting table inet " NFT_TABLE);
 }
 
 /* ---- events ---- */
@@ -340,61 +480,55 @@ nft_events_open(void)
 	return mnl_socket_get_fd(ev);
 }
 
-struct parse {
-	const char	*name;
-	uint32_t	 pid;
-};
-
 static int
-attr_cb(const struct nlattr *attr, void *data)
+name_attr(const struct nlattr *attr, void *data)
 {
-	struct parse	*p = data;
-	int		 type = mnl_attr_get_type(attr);
-
-	/* NFTA_TABLE_NAME, NFTA_CHAIN_TABLE, NFTA_RULE_TABLE, NFTA_SET_TABLE,
-	 * NFTA_OBJ_TABLE are all attribute 1; NFTA_GEN_PROC_PID is 2. */
-	if (type == 1 && mnl_attr_validate(attr, MNL_TYPE_NUL_STRING) >= 0)
-		p->name = mnl_attr_get_str(attr);
-	if (type == NFTA_GEN_PROC_PID && mnl_attr_get_payload_len(attr) == 4)
-		p->pid = ntohl(mnl_attr_get_u32(attr));
+	/* NFTA_TABLE_NAME, NFTA_CHAIN_TABLE, NFTA_RULE_TABLE, NFTA_SET_TABLE
+	 * and NFTA_OBJ_TABLE are all attribute 1 */
+	if (mnl_attr_get_type(attr) == 1 &&
+	    mnl_attr_validate(attr, MNL_TYPE_NUL_STRING) >= 0)
+		*(const char **)data = mnl_attr_get_str(attr);
 	return MNL_CB_OK;
 }
 
 static int
 msg_cb(const struct nlmsghdr *nlh, void *data)
 {
-	int	*repair = data;
-	int	 type = NFNL_MSG_TYPE(nlh->nlmsg_type);
+	int	*check = data;
 	struct nfgenmsg *g = mnl_nlmsg_get_payload(nlh);
-	struct parse p = { 0 };
+	const char *name = NULL;
 
-	mnl_attr_parse(nlh, sizeof(*g), attr_cb, &p);
-	if (type == NFT_MSG_NEWGEN) {
-		/* end of a transaction: was it someone else's, touching us? */
-		if (foreign_change && p.pid != (uint32_t)getpid())
-			*repair = 1;
-		foreign_change = false;
+	if (NFNL_MSG_TYPE(nlh->nlmsg_type) == NFT_MSG_NEWGEN) {
+		/* end of a transaction */
+		if (touched)
+			*check = 1;
+		touched = false;
 		return MNL_CB_OK;
 	}
-	if (g->nfgen_family == NFPROTO_INET && p.name && !strcmp(p.name, NFT_TABLE))
-		foreign_change = true;
+	mnl_attr_parse(nlh, sizeof(*g), name_attr, &name);
+	if (g->nfgen_family == NFPROTO_INET && name && !strcmp(name, NFT_TABLE))
+		touched = true;
 	return MNL_CB_OK;
 }
 
 /*
- * Drains nftables events. Returns 1 when a transaction of another process
- * changed our table (or events were lost), 0 otherwise.
+ * Drains nftables events. Returns 1 when our table is no longer what we
+ * applied (or events were lost), 0 otherwise.
  */
 int
 nft_events_read(void)
 {
 	char	 buf[MNL_SOCKET_BUFFER_SIZE * 4];
-	int	 repair = 0;
+	uint64_t now[MAX_HANDLES];
+	int	 check = 0, n2;
 	ssize_t	 n;
 
 	while ((n = mnl_socket_recvfrom(ev, buf, sizeof(buf))) > 0)
-		mnl_cb_run(buf, n, 0, 0, msg_cb, &repair);
+		mnl_cb_run(buf, n, 0, 0, msg_cb, &check);
 	if (n < 0 && errno == ENOBUFS)
-		repair = 1;
-	return repair;
+		check = 1;
+	if (!check)
+		return 0;
+	n2 = table_handles(now);
+	return n2 != nhandles || memcmp(now, handles, sizeof(now[0]) * (n2 > 0 ? n2 : 0));
 }

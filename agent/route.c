@@ -24,6 +24,7 @@
 #endif
 #include <string.h>
 
+#include <netlink/errno.h>
 #include <netlink/netlink.h>
 #include <netlink/route/addr.h>
 #include <netlink/route/link.h>
@@ -341,10 +342,11 @@ rt_apply(const struct rt *r, bool add)
 	if (gw)
 		nl_addr_put(gw);
 	if (ret < 0) {
-		ret = nlerr(ret);
-		if (!add && ret == -ENOENT)
+		int e = nlerr(ret);
+		if (!add && e == -ENOENT)
 			return 0;
-		log_warnx("%s: %s", buf, strerror(-ret));
+		log_warnx("%s: %s", buf, nl_geterror(ret));
+		ret = e;
 	}
 	return ret;
 }
@@ -580,10 +582,11 @@ rl_apply(const struct rl *r, bool add)
 	ret = add ? rtnl_rule_add(sk, nr, NLM_F_EXCL) : rtnl_rule_delete(sk, nr, 0);
 	rtnl_rule_put(nr);
 	if (ret < 0) {
-		ret = nlerr(ret);
-		if ((add && ret == -EEXIST) || (!add && ret == -ENOENT))
+		int e = nlerr(ret);
+		if ((add && e == -EEXIST) || (!add && e == -ENOENT))
 			return 0;
-		log_warnx("%s: %s", buf, strerror(-ret));
+		log_warnx("%s: %s", buf, nl_geterror(ret));
+		ret = e;
 	}
 	return ret;
 }

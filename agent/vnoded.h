@@ -13,6 +13,7 @@
 #include <stdarg.h>
 #include <net/if.h>
 #include <netinet/in.h>
+#include <sys/types.h>
 
 #define VNODE_VERSION "0.1.0"
 
@@ -54,6 +55,10 @@ enum dns_mode { DNS_VPN, DNS_LAN };
 enum tri { TRI_AUTO, TRI_ON, TRI_OFF };
 enum log_fmt { LOG_TEXT, LOG_JSON };
 enum log_level { LL_ERROR, LL_WARN, LL_INFO, LL_DEBUG };
+/* VNODE_CLASSIFIER: eBPF with nftables fallback, or one of them only. */
+enum cls_kind { CLS_AUTO, CLS_EBPF, CLS_NFT };
+/* VNODE_CGROUP: which cgroup supervise mode classifies (see classify.c). */
+enum cls_where { CLS_SELF, CLS_CHILD };
 
 struct config {
 	char		 lan_if[IFNAMSIZ];
@@ -76,6 +81,11 @@ struct config {
 	enum log_level	 log_level;
 	enum log_fmt	 log_format;
 	char		 health_listen[64];	/* "none" or host:port */
+	/* classify.c: what gets the mark, and how */
+	enum cls_kind	 classifier;
+	enum cls_where	 cgroup;
+	int		 attach_pid;		/* 0: none */
+	char		 attach_cgroup[256];	/* "": none */
 };
 
 /*
@@ -180,13 +190,18 @@ int	route_rules_expected(const struct config *);
 int	route_cleanup(const struct config *);
 
 /* nft.c */
-char	*nft_render(const struct config *, const struct view *, const char *extra_output);
-int	 nft_init(void);
+/* Rules other parts add to table inet vnode (full lines, or NULL). */
+struct nft_extra {
+	const char	*output;	/* type route hook output */
+	const char	*input;		/* first in the input chain */
+	const char	*postrouting_nat; /* type nat hook postrouting, srcnat */
+};
+char	*nft_render(const struct config *, const struct view *, const struct nft_extra *);
 int	 nft_apply(const char *text);
+int	 nft_exec(const char *cmds, char *out, size_t n, const char *what);
 bool	 nft_same(const char *text);
 void	 nft_forget(void);
 bool	 nft_present(void);
-int	 nft_cmd(const char *cmd, const char **out);
 int	 nft_cleanup(void);
 int	 nft_events_open(void);
 int	 nft_events_read(void);
@@ -197,6 +212,66 @@ int	ct_flush_flows(void);
 /* sysctl.c */
 int	sysctl_apply(void);
 void	sysctl_restore(void);
+
+/*
+ * cgroup.c: cgroup v2 paths are as /proc/PID/cgroup shows them (relative to
+ * the reader's cgroup namespace); directories are where they are mounted
+ * here. Each returns 0 or a negative errno unless said otherwise.
+ */
+int	cgroup_of_pid(pid_t pid, char *out, size_t n);	/* pid 0: self */
+int	cgroup_dir(const char *cg, char *out, size_t n);
+int	cgroup_open(const char *dir);			/* fd or -errno */
+bool	cgroup_is_root(int dirfd);
+int	cgroup_mkchild(int parentfd, const char *name);	/* fd or -errno */
+int	cgroup_enter(int dirfd);
+int	cgroup_self_in(int dirfd, bool below);		/* 1, 0, -errno */
+uint64_t cgroup_id(int dirfd);
+
+/*
+ * classify.c: the control class. The core calls, in this order:
+ *   supervise_check(cfg, argc, argv)  first of all; -1: exit 2
+ *   classify_start(cfg, argc > 0) before anything else is applied; -1: exit 1
+ *                                (it logged why: never run unclassified)
+ *   supervise_start(argv, classify_cgroup_fd(), classify_cgroup_own())
+ *   classify_nft_*_rule()        when building table inet vnode: each is ""
+ *                                unless the nftables classifier is in use
+ *                                (BPF refused, or attach mode's sockets that
+ *                                predate the attach); see each for its chain
+ *   classify_sockets_marked()    for metrics, any time
+ *   classify_stop()              at exit: closes fds, leaves the program
+ *                                attached (it must outlive the agent)
+ *   classify_detach(cfg)         --cleanup only
+ * vstate.classifier and vstate.ok_classifier are set by classify_start().
+ */
+int	classify_start(const struct config *, bool command);
+int	classify_cgroup_fd(void);
+bool	classify_cgroup_own(void);
+bool	classify_need_nft(void);
+const char *classify_nft_output_rule(void);
+const char *classify_nft_postrouting_rule(const char *lan_if);
+const char *classify_nft_input_rule(const char *lan_if);
+uint64_t classify_sockets_marked(void);
+void	classify_stop(void);
+int	classify_detach(const struct config *);
+
+/*
+ * supervise.c: PID-1 supervisor. supervise_check() before anything is
+ * applied (-1: exit 2); supervise_start() after classify_start(); then on
+ * each of supervise_signals[] (0-terminated) supervise_forward(signum), and
+ * on SIGCHLD either supervise_reap() (a loop that does not reap) or, with
+ * libev's default loop, an ev_child watcher for pid 0 that calls
+ * supervise_child_exited(w->rpid, w->rstatus). Once the command has exited
+ * (either returns true) the agent exits with supervise_exit_code(), leaving
+ * routes, rules and nftables in place.
+ */
+extern const int supervise_signals[];
+int	supervise_check(const struct config *, int argc, char **argv);
+pid_t	supervise_start(char **argv, int cgfd, bool own);
+int	supervise_forward(int sig);
+bool	supervise_reap(void);
+bool	supervise_child_exited(pid_t pid, int status);
+bool	supervise_done(void);
+int	supervise_exit_code(void);
 
 /* agent.c */
 int	agent_run(const struct config *, int argc, char **argv);

@@ -9,7 +9,9 @@ pkgs=(
 	libnetfilter-conntrack-dev libev-dev libcurl4-openssl-dev
 	# lab and tests
 	iproute2 nftables conntrack wireguard-go wireguard-tools python3 socat
-	iperf3 tcpdump procps util-linux
+	iperf3 tcpdump procps util-linux iputils-ping iptables
+	# tests/classify: shell of the container test's image
+	busybox
 )
 missing=()
 for p in "${pkgs[@]}"; do

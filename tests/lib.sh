@@ -10,12 +10,12 @@
 set -u
 ROOT=${ROOT:-$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)}
 VNODED=${VNODED:-$ROOT/build/vnoded}
-: "${VNODE_RESULTS:=/dev/null}"
+: "${T_RESULTS:=/dev/null}"
 T_SUITE=${T_SUITE:-$(basename "$(dirname "$0")")}
 T_FILE=${T_FILE:-$(basename "$0" .sh)}
 
 _t_report() {	# status name detail
-	printf '%s\t%s/%s: %s\t%s\n' "$1" "$T_SUITE" "$T_FILE" "$2" "${3:-}" >>"$VNODE_RESULTS"
+	printf '%s\t%s/%s: %s\t%s\n' "$1" "$T_SUITE" "$T_FILE" "$2" "${3:-}" >>"$T_RESULTS"
 	case $1 in
 	pass) printf '  ok    %s\n' "$2" ;;
 	fail) printf '  FAIL  %s: %s\n' "$2" "${3:-}" ;;

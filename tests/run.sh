@@ -6,8 +6,8 @@ set -u
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 export ROOT
 SUITES=${*:-unit lab classify health e2e}
-VNODE_RESULTS=$(mktemp /tmp/vnode-results.XXXXXX)
-export VNODE_RESULTS
+T_RESULTS=$(mktemp /tmp/vnode-results.XXXXXX)
+export T_RESULTS
 crashed=0
 for suite in $SUITES; do
 	[ -d "$ROOT/tests/$suite" ] || continue
@@ -19,20 +19,20 @@ for suite in $SUITES; do
 		rc=$?
 		echo "   ($(( $(date +%s) - start ))s)"
 		if [ $rc -ne 0 ]; then
-			printf 'fail\t%s/%s: script exited %d\t\n' "$suite" "$(basename "$t" .sh)" $rc >>"$VNODE_RESULTS"
+			printf 'fail\t%s/%s: script exited %d\t\n' "$suite" "$(basename "$t" .sh)" $rc >>"$T_RESULTS"
 			echo "  FAIL  script exited $rc"
 			crashed=$((crashed + 1))
 		fi
 	done
 done
-passed=$(grep -c '^pass' "$VNODE_RESULTS")
-failed=$(grep -c '^fail' "$VNODE_RESULTS")
-skipped=$(grep -c '^skip' "$VNODE_RESULTS")
+passed=$(grep -c '^pass' "$T_RESULTS")
+failed=$(grep -c '^fail' "$T_RESULTS")
+skipped=$(grep -c '^skip' "$T_RESULTS")
 if [ "$failed" -gt 0 ] || [ "$skipped" -gt 0 ]; then
 	echo
-	grep -E '^(fail|skip)' "$VNODE_RESULTS" | sed 's/^/  /'
+	grep -E '^(fail|skip)' "$T_RESULTS" | sed 's/^/  /'
 fi
-rm -f "$VNODE_RESULTS"
+rm -f "$T_RESULTS"
 echo
 echo "$passed passed, $failed failed, $skipped skipped"
 [ "$failed" -eq 0 ] && [ "$passed" -gt 0 ]

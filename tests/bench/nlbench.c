@@ -9,6 +9,7 @@
  * Times are CLOCK_MONOTONIC microseconds printed as one line of key=value.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
@@ -156,6 +157,10 @@ spawn(char **argv)
 {
 	pid_t pid = fork();
 	if (pid == 0) {
+		/* the child outlives us: it must not hold our stdout open */
+		int fd = open("/dev/null", O_WRONLY);
+		dup2(fd, 1);
+		dup2(fd, 2);
 		execvp(argv[0], argv);
 		_exit(127);
 	}
