@@ -106,8 +106,16 @@ slim_rootfs() {
 
 # --- peers -----------------------------------------------------------------
 peers() {
-	local t0=$SECONDS p
-	for p in tailscale headscale; do bash "$HERE/peers.sh" "$p"; done
+	local t0=$SECONDS ts hs k8
+	# The Go builds wait on module downloads as much as on the CPU: run them
+	# side by side (and t_k8s's checker, to warm its cache).
+	bash "$HERE/peers.sh" tailscale & ts=$!
+	bash "$HERE/peers.sh" headscale & hs=$!
+	(cd "$HERE/k8scheck" && GOPATH=$E2E_CACHE/go GOCACHE=$E2E_CACHE/gocache GOFLAGS=-mod=mod \
+		PATH=/usr/local/go/bin:$PATH go build -o "$E2E_CACHE/k8scheck" . >"$E2E_CACHE/logs/k8scheck.log" 2>&1) & k8=$!
+	wait $ts || { e2e_log "peers: tailscale failed"; exit 1; }
+	wait $hs || { e2e_log "peers: headscale failed"; exit 1; }
+	wait $k8 || e2e_log "peers: k8scheck did not build (t_k8s will say why)"
 	rm -f "$E2E_CACHE/gluetun.unavailable"
 	if [ -n "${E2E_GLUETUN_BIN:-}" ]; then
 		e2e_log "peers: gluetun from E2E_GLUETUN_BIN=$E2E_GLUETUN_BIN"
