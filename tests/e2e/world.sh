@@ -236,9 +236,12 @@ world_down() {
 	[ -n "$W" ] || return 0
 	if [ "${E2E_KEEP:-0}" = 1 ]; then e2e_log "E2E_KEEP=1: world $W left running ($WDIR)"; return 0; fi
 	e2e_log "world $W: tearing down"
-	[ -f "$WDIR/e2e.override.yml" ] && dc down -v --remove-orphans >/dev/null 2>&1
 	local c
+	# world containers first: the router on the LAN would keep Compose from
+	# removing the network, and it would then stop before the volumes
 	for c in $(docker ps -aq --filter "name=^$W-"); do docker rm -f "$c" >/dev/null 2>&1; done
+	[ -f "$WDIR/e2e.override.yml" ] && dc down -v --remove-orphans >/dev/null 2>&1
+	docker volume rm "$W"_tailscale-state >/dev/null 2>&1
 	docker network rm "$W-inet" "$W"_lan >/dev/null 2>&1
 	ip link del "vn$K" 2>/dev/null
 	rm -rf "$WDIR"
