@@ -74,6 +74,9 @@ agent_sync(bool starting, bool nft_force)
 	}
 	text = nft_render(cfg, &v, &extra);
 	if (nft_force || !nft_same(text)) {
+		/* the table is replaced as a whole and its counters restart
+		 * at 0: take their last values first (metrics stay monotonic) */
+		counters_sync();
 		if (nft_apply(text) < 0)
 			err = -EIO;
 		else if (nft_force && !starting)
@@ -96,6 +99,8 @@ agent_sync(bool starting, bool nft_force)
 		char	 a[INET6_ADDRSTRLEN];
 		if (have_view) {
 			vstate.transitions++;
+			/* the VPN exit address is no longer known: ask again */
+			exitip_kick();
 			log_info("tunnel %s is %s%s%s", cfg->vpn_if,
 			    view_vpn_ok(&v) ? "up" : "down",
 			    view_vpn_ok(&v) ? ", address " : "",
@@ -266,6 +271,13 @@ agent_run(const struct config *c, int argc, char **argv)
 		    badsys ? "; some sysctls are wrong (see above)" : "");
 	}
 
+	/* the endpoint before the command: orchestrators gate on it */
+	if (health_start(loop, cfg) < 0) {
+		log_warnx("health endpoint: cannot listen on %s (VNODE_HEALTH_LISTEN)",
+		    cfg->health_listen);
+		classify_stop();
+		return 1;
+	}
 	ev_init(&retry_w, retry_cb);
 	ev_io_init(&rtnl_w, rtnl_cb, route_event_fd(), EV_READ);
 	ev_io_start(loop, &rtnl_w);
@@ -280,6 +292,8 @@ agent_run(const struct config *c, int argc, char **argv)
 		ev_child_init(&child_w, child_cb, 0, 0);
 		ev_child_start(loop, &child_w);
 		if (supervise_start(argv, classify_cgroup_fd(), classify_cgroup_own()) < 0) {
+			exitip_stop();
+			health_stop();
 			classify_stop();
 			return supervise_exit_code();
 		}
@@ -289,11 +303,16 @@ agent_run(const struct config *c, int argc, char **argv)
 		ev_signal_init(&int_w, stop_cb, SIGINT);
 		ev_signal_start(loop, &int_w);
 	}
+	/* after the fork: libcurl's multi handles hold descriptors (a
+	 * wakeup socketpair) that the command must not inherit */
+	exitip_start(loop, cfg);
 	/* changes that happened during the first sync are in the queue; a
 	 * first sync that failed is retried from here */
 	route_drain_events();
 	sync_or_retry(loop, false);
 	ev_run(loop, 0);
+	exitip_stop();
+	health_stop();
 	classify_stop();
 	return exit_code;
 }

@@ -454,6 +454,127 @@ set_attach_cgroup(struct config *c, const char *v)
 }
 static void print_attach_cgroup(const struct config *c, FILE *f) { fputs(c->attach_cgroup, f); }
 
+/*
+ * Host of an http(s) URL, lower-cased, into out. 0, or -1 when url is no
+ * http(s) URL with a host (user info refused: it would be sent along).
+ */
+int
+url_host(const char *url, char *out, size_t n)
+{
+	const char *p, *h, *he;
+	size_t	 len;
+
+	if (!strncasecmp(url, "http://", 7))
+		p = url + 7;
+	else if (!strncasecmp(url, "https://", 8))
+		p = url + 8;
+	else
+		return -1;
+	he = p + strcspn(p, "/?#");
+	if (memchr(p, '@', (size_t)(he - p)) || strpbrk(url, " \t\r\n\"'<>\\"))
+		return -1;
+	if (*p == '[') {
+		const char *rb = memchr(p, ']', (size_t)(he - p));
+		if (!rb)
+			return -1;
+		h = p + 1;
+		len = (size_t)(rb - h);
+		p = rb + 1;
+	} else {
+		h = p;
+		for (p = h; p < he && *p != ':'; p++)
+			if (!isalnum((unsigned char)*p) && *p != '.' && *p != '-' && *p != '_')
+				return -1;
+		len = (size_t)(p - h);
+	}
+	if (len == 0 || len >= n)
+		return -1;
+	if (p < he) {
+		uint32_t port;
+		char	 pb[8];
+		if (*p != ':' || (size_t)(he - p - 1) >= sizeof(pb) || he - p < 2)
+			return -1;
+		memcpy(pb, p + 1, (size_t)(he - p - 1));
+		pb[he - p - 1] = '\0';
+		if (parse_u32(pb, &port, 65535) < 0 || port == 0)
+			return -1;
+	}
+	for (size_t i = 0; i < len; i++)
+		out[i] = (char)tolower((unsigned char)h[i]);
+	out[len] = '\0';
+	return 0;
+}
+
+/* A list of sources: comma or space separated; "none" or empty: none. */
+static int
+set_sources(char (*dst)[EXITIP_URL_LEN], int *ndst, const char *v,
+    const char *local)
+{
+	char	 buf[EXITIP_MAX_URLS * EXITIP_URL_LEN], *tok, *save, host[EXITIP_URL_LEN];
+	char	 tmp[EXITIP_MAX_URLS][EXITIP_URL_LEN];
+	int	 n = 0;
+
+	if (strlen(v) >= sizeof(buf))
+		return -1;
+	strcpy(buf, v);
+	for (tok = strtok_r(buf, ", \t", &save); tok; tok = strtok_r(NULL, ", \t", &save)) {
+		if (!strcmp(tok, "none") && n == 0 && !strtok_r(NULL, ", \t", &save)) {
+			*ndst = 0;
+			return 0;
+		}
+		if (n == EXITIP_MAX_URLS || strlen(tok) >= EXITIP_URL_LEN)
+			return -1;
+		if (!strcmp(local, "tailscaled") && !strncmp(tok, "tailscaled:/", 12)) {
+			/* tailscaled:/path/to/tailscaled.sock (TS_SOCKET) */
+			if (strlen(tok + 11) >= 108)	/* sun_path */
+				return -1;
+		} else if (strcmp(tok, local) && url_host(tok, host, sizeof(host)) < 0)
+			return -1;
+		strcpy(tmp[n++], tok);
+	}
+	memcpy(dst, tmp, sizeof(tmp));
+	*ndst = n;
+	return 0;
+}
+static void
+print_sources(char (*src)[EXITIP_URL_LEN], int n, FILE *f)
+{
+	if (n == 0)
+		fputs("none", f);
+	for (int i = 0; i < n; i++)
+		fprintf(f, "%s%s", i ? "," : "", src[i]);
+}
+static int set_exit_ip_url(struct config *c, const char *v) { return set_sources(c->exit_ip_url, &c->n_exit_ip_url, v, "gluetun"); }
+static void print_exit_ip_url(const struct config *c, FILE *f) { print_sources((char (*)[EXITIP_URL_LEN])c->exit_ip_url, c->n_exit_ip_url, f); }
+static int set_lan_ip_url(struct config *c, const char *v) { return set_sources(c->lan_ip_url, &c->n_lan_ip_url, v, "tailscaled"); }
+static void print_lan_ip_url(const struct config *c, FILE *f) { print_sources((char (*)[EXITIP_URL_LEN])c->lan_ip_url, c->n_lan_ip_url, f); }
+
+/* seconds, or a number with s, m or h */
+static int
+set_exit_ip_interval(struct config *c, const char *v)
+{
+	char	 num[16];
+	size_t	 l = strlen(v);
+	uint32_t n, mul = 1;
+
+	if (l == 0 || l >= sizeof(num))
+		return -1;
+	strcpy(num, v);
+	switch (num[l - 1]) {
+	case 's': mul = 1; num[--l] = '\0'; break;
+	case 'm': mul = 60; num[--l] = '\0'; break;
+	case 'h': mul = 3600; num[--l] = '\0'; break;
+	}
+	if (parse_u32(num, &n, 86400) < 0 || !isdigit((unsigned char)num[0]) ||
+	    (uint64_t)n * mul < 10 || (uint64_t)n * mul > 86400)
+		return -1;
+	c->exit_ip_interval = n * mul;
+	return 0;
+}
+static void print_exit_ip_interval(const struct config *c, FILE *f) { fprintf(f, "%u", c->exit_ip_interval); }
+static int set_require_unlinkable(struct config *c, const char *v) { return set_bool(&c->require_unlinkable, v); }
+static void print_require_unlinkable(const struct config *c, FILE *f) { fputs(c->require_unlinkable ? "1" : "0", f); }
+
 static const struct key keys[] = {
 	{ "VNODE_LAN_IF", set_lan_if, print_lan_if, "LAN interface (tailscaled's own traffic leaves here)" },
 	{ "VNODE_LAN_GATEWAY", set_gw, print_gw, "IPv4 LAN gateway; auto: main table's default via VNODE_LAN_IF at start" },
@@ -471,6 +592,10 @@ static const struct key keys[] = {
 	{ "VNODE_ALLOW_LAN_FORCE", set_allow_lan_force, print_allow_lan_force, "1: accept non-private VNODE_ALLOW_LAN ranges" },
 	{ "VNODE_MSS", set_mss, print_mss, "auto, a number, or off: TCP MSS clamp for client flows" },
 	{ "VNODE_HEALTH_LISTEN", set_health_listen, print_health_listen, "health/metrics endpoint: host:port, [v6]:port or none" },
+	{ "VNODE_EXIT_IP_URL", set_exit_ip_url, print_exit_ip_url, "where to learn the VPN exit address: gluetun (its control server) and/or http(s) URLs answering the caller's address, tried in turn through the tunnel; none" },
+	{ "VNODE_LAN_IP_URL", set_lan_ip_url, print_lan_ip_url, "where to learn the LAN exit address: tailscaled (its STUN endpoints, LocalAPI; tailscaled:/path for another socket) and/or URLs asked from the LAN; never a host of VNODE_EXIT_IP_URL; none" },
+	{ "VNODE_EXIT_IP_INTERVAL", set_exit_ip_interval, print_exit_ip_interval, "seconds (or 5m, 1h) between exit address checks, jittered; 10-86400" },
+	{ "VNODE_REQUIRE_UNLINKABLE", set_require_unlinkable, print_require_unlinkable, "1: not ready while both exit addresses are equal" },
 	{ "VNODE_LOG_LEVEL", set_log_level, print_log_level, "error, warn, info or debug" },
 	{ "VNODE_LOG_FORMAT", set_log_format, print_log_format, "text or json" },
 	{ "VNODE_CLASSIFIER", set_classifier, print_classifier, "auto: eBPF, nftables socket cgroupv2 if BPF is refused; ebpf; nft" },
@@ -498,6 +623,39 @@ config_defaults(struct config *c)
 	c->log_level = LL_INFO;
 	c->log_format = LOG_TEXT;
 	strcpy(c->health_listen, "127.0.0.1:9911");
+	strcpy(c->exit_ip_url[0], "gluetun");
+	c->n_exit_ip_url = 1;
+	strcpy(c->lan_ip_url[0], "tailscaled");
+	c->n_lan_ip_url = 1;
+	c->exit_ip_interval = 300;
+}
+
+/*
+ * Same operator: equal hosts, one a subdomain of the other, or names that
+ * share their last two labels (ipv4.icanhazip.com, icanhazip.com).
+ */
+static bool
+same_operator(const char *a, const char *b)
+{
+	const char *ta, *tb;
+	size_t	 la = strlen(a), lb = strlen(b);
+	int	 dots;
+
+	if (!strcmp(a, b))
+		return true;
+	if ((la > lb && a[la - lb - 1] == '.' && !strcmp(a + la - lb, b)) ||
+	    (lb > la && b[lb - la - 1] == '.' && !strcmp(b + lb - la, a)))
+		return true;
+	if (strchr(a, ':') || strchr(b, ':') || strspn(a, "0123456789.") == la ||
+	    strspn(b, "0123456789.") == lb)
+		return false;	/* an address is only itself */
+	for (ta = a + la, dots = 0; ta > a && dots < 2; ta--)
+		if (ta[-1] == '.' && ++dots == 2)
+			break;
+	for (tb = b + lb, dots = 0; tb > b && dots < 2; tb--)
+		if (tb[-1] == '.' && ++dots == 2)
+			break;
+	return strchr(ta, '.') && !strcmp(ta, tb);
 }
 
 static unsigned
@@ -698,6 +856,21 @@ config_validate(const struct config *c)
 			    cidr_str(&c->allow_lan[i], b, sizeof(b)));
 			ret = -1;
 		}
+	/* One service asked for both addresses would link them. */
+	for (int i = 0; i < c->n_lan_ip_url; i++) {
+		char	 hl[EXITIP_URL_LEN], hv[EXITIP_URL_LEN];
+		if (url_host(c->lan_ip_url[i], hl, sizeof(hl)) < 0)
+			continue;
+		for (int j = 0; j < c->n_exit_ip_url; j++)
+			if (url_host(c->exit_ip_url[j], hv, sizeof(hv)) == 0 &&
+			    same_operator(hl, hv)) {
+				fprintf(stderr, "vnoded: VNODE_LAN_IP_URL names '%s', which "
+				    "VNODE_EXIT_IP_URL also asks ('%s'): that service "
+				    "would see both exit addresses; use different services\n",
+				    hl, hv);
+				ret = -1;
+			}
+	}
 	if (c->attach_pid && c->attach_cgroup[0]) {
 		fprintf(stderr, "vnoded: VNODE_ATTACH_PID and VNODE_ATTACH_CGROUP exclude each other\n");
 		ret = -1;

@@ -18,6 +18,7 @@ usage(FILE *f)
 	    "usage: vnoded [options] [-- command [args...]]\n"
 	    "       vnoded --check [options]\n"
 	    "       vnoded --cleanup [options]\n"
+	    "       vnoded probe [--live|--ready] [options]\n"
 	    "\n"
 	    "Keeps tailscaled's own traffic on the LAN and client traffic in the VPN,\n"
 	    "fail closed both ways, in the current network namespace.\n"
@@ -29,6 +30,8 @@ usage(FILE *f)
 	    "               (with -v also the nftables table it would install)\n"
 	    "  --cleanup    remove the rules, routes and nftables table vnoded installs\n"
 	    "  --version    print the version\n"
+	    "  probe        ask the running agent's health endpoint (VNODE_HEALTH_LISTEN):\n"
+	    "               --ready (default) /readyz, --live /healthz; exit 0 on 200, else 1\n"
 	    "  -h, --help   this text\n"
 	    "\n");
 	config_usage(f);
@@ -41,14 +44,27 @@ main(int argc, char **argv)
 	struct config	 cfg;
 	const char	*file = NULL;
 	bool		 check = false, cleanup = false, verbose = false;
-	int		 i, bad = 0;
+	bool		 probe = false, probe_ready = true;
+	int		 i = 1, bad = 0;
 	/* flags are applied after file and environment: keep them aside */
 	const char	*fkeys[64], *fvals[64];
 	int		 nflags = 0;
 
 	config_defaults(&cfg);
-	for (i = 1; i < argc; i++) {
+	if (argc > 1 && !strcmp(argv[1], "probe")) {
+		probe = true;
+		i = 2;
+	}
+	for (; i < argc; i++) {
 		const char *a = argv[i];
+		if (probe && (!strcmp(a, "--live") || !strcmp(a, "--ready"))) {
+			probe_ready = !strcmp(a, "--ready");
+			continue;
+		}
+		if (probe && !strcmp(a, "--")) {
+			fprintf(stderr, "vnoded: probe takes no command\n");
+			return 2;
+		}
 		if (!strcmp(a, "--")) {
 			i++;
 			break;
@@ -121,6 +137,12 @@ main(int argc, char **argv)
 		cfg.log_level = LL_DEBUG;
 	if (bad || config_validate(&cfg) < 0)
 		return 2;
+	if (probe && (check || cleanup)) {
+		fprintf(stderr, "vnoded: probe excludes --check and --cleanup\n");
+		return 2;
+	}
+	if (probe)
+		return probe_run(&cfg, probe_ready);
 	if (check && cleanup) {
 		fprintf(stderr, "vnoded: --check and --cleanup exclude each other\n");
 		return 2;

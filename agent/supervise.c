@@ -21,6 +21,7 @@
 #include <sys/types.h>
 #include <sys/wait.h>
 #include <fcntl.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 #include <netinet/in.h>
 
@@ -293,8 +294,17 @@ supervise_start(char **argv, int cgfd, bool own)
 		/* exec only from inside the classified cgroup */
 		if ((ret = cgroup_self_in(cgfd, true)) != 1)
 			child_fail(p[1], ret < 0 ? -ret : EXDEV, 1);
-		for (int s = 1; s < NSIG; s++)
-			signal(s, SIG_DFL);	/* EINVAL for KILL/STOP/RT internals: fine */
+		/*
+		 * Every signal back to its default, glibc's internal ones (32,
+		 * 33) too: a supervisor started with those ignored (seen under
+		 * a CI runner) would pass them on, and glibc's sigaction()
+		 * refuses to touch them, so ask the kernel directly.
+		 */
+		for (int s = 1; s <= 64; s++) {
+			struct { void *h; unsigned long flags; void *restorer; uint64_t mask; }
+			    ksa = { .h = SIG_DFL };
+			syscall(SYS_rt_sigaction, s, &ksa, NULL, sizeof(ksa.mask));
+		}
 		sigemptyset(&all);
 		sigprocmask(SIG_SETMASK, &all, NULL);
 		execvp(argv[0], argv);

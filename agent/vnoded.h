@@ -15,6 +15,8 @@
 #include <netinet/in.h>
 #include <sys/types.h>
 
+struct ev_loop;
+
 #define VNODE_VERSION "0.1.0"
 
 /* Tailscale's own routing table: routed through, never written (a default
@@ -36,6 +38,8 @@
 #define GLUETUN_FIRST_PRIO	98
 
 #define MAX_ALLOW_LAN		16
+#define EXITIP_MAX_URLS		4
+#define EXITIP_URL_LEN		256
 #define NFT_TABLE		"vnode"
 
 struct addr {
@@ -86,6 +90,14 @@ struct config {
 	enum cls_where	 cgroup;
 	int		 attach_pid;		/* 0: none */
 	char		 attach_cgroup[256];	/* "": none */
+	/* exit-address sources, tried in turn; "gluetun" and "tailscaled"
+	 * name the local services, anything else is an http(s) URL */
+	char		 exit_ip_url[EXITIP_MAX_URLS][EXITIP_URL_LEN];
+	int		 n_exit_ip_url;
+	char		 lan_ip_url[EXITIP_MAX_URLS][EXITIP_URL_LEN];
+	int		 n_lan_ip_url;
+	unsigned	 exit_ip_interval;	/* seconds between checks */
+	bool		 require_unlinkable;	/* equal exit addresses: not ready */
 };
 
 /*
@@ -117,6 +129,17 @@ struct vstate {
 	int		 child_pid;	/* 0: none */
 	char		 last_repairs[STATE_LAST_REPAIRS][128];	/* ring */
 	unsigned	 n_repairs_logged;
+	/* classify.c: sockets the classifier stamped; health.c prefers
+	 * classify_sockets_marked() when it is linked in */
+	uint64_t	 sockets_marked;
+	/* exitip.c: the two faces of the node. family 0: unknown (never a
+	 * guess). *_at: CLOCK_REALTIME s of the last successful check. */
+	struct addr	 exit_vpn, exit_lan;
+	int64_t		 exit_vpn_at, exit_lan_at;
+	char		 exit_vpn_src[32], exit_lan_src[32];	/* "gluetun", host */
+	bool		 exit_linked;	/* both known and equal */
+	bool		 exit_comparable; /* both known, in a common family */
+	uint64_t	 exit_checks[2][2];	/* [EXIT_VPN/LAN][0 ok, 1 failed] */
 };
 extern struct vstate vstate;
 
@@ -147,6 +170,57 @@ int	addr_parse(struct addr *, const char *);
 int	cidr_parse(struct cidr *, const char *);
 const char *addr_str(const struct addr *, char *, size_t);
 const char *cidr_str(const struct cidr *, char *, size_t);
+int	url_host(const char *url, char *host, size_t n);
+
+/* http.c */
+#define HTTP_MAX_REQUEST	4096	/* bytes: request line and headers */
+#define HTTP_MAX_LINE		1024	/* bytes: request line alone */
+enum http_method { HTTP_GET, HTTP_HEAD, HTTP_OTHER };
+struct http_req {
+	enum http_method method;
+	const char	*path;		/* into the buffer, query cut off */
+	size_t		 path_len;
+	bool		 keep_alive;
+};
+/* Length of the complete request at the start of buf (blank line
+ * included), 0 if more bytes are needed, or -status (400, 413, 414, 431,
+ * 501, 505) for a request to answer with that status and close. */
+int	http_parse(const char *buf, size_t len, struct http_req *);
+
+/* counters.c: the kill switch's named nftables counters, kept monotonic
+ * across replacements of the table */
+enum ctr_id { CTR_FWD_OUT, CTR_FWD_IN, CTR_DROP_FORWARD, CTR_DROP_INPUT,
+	CTR_LEAK_FLOW, CTR_LEAK_DNS, CTR_LEAK_CONTROL, CTR_LEAK_SOURCE, CTR_MAX };
+struct ctr_val { uint64_t packets, bytes; };
+extern const char *const ctr_names[CTR_MAX];
+/* Reads the counters unless the last read is younger than max_age s
+ * (CLOCK_MONOTONIC). 0, or -errno when the kernel could not be asked
+ * (totals stay as they were). */
+int	counters_refresh(double max_age);
+/* Called by the core right before it replaces table inet vnode, so the
+ * old table's last increments are not lost. */
+void	counters_sync(void);
+struct ctr_val counters_get(enum ctr_id);
+bool	counters_present(void);	/* the table had the counters at last read */
+
+/* health.c */
+/* Listens on cfg->health_listen ("none": nothing). 0, or -errno when the
+ * address cannot be bound (the caller treats that as fatal). */
+int	health_start(struct ev_loop *, const struct config *);
+void	health_stop(void);
+/* Failing readiness checks, one line each, into buf; returns their count. */
+int	health_failures(const struct config *, char *buf, size_t n);
+
+/* exitip.c */
+enum { EXIT_VPN, EXIT_LAN };
+void	exitip_start(struct ev_loop *, const struct config *);
+/* The core calls this on every tunnel transition (down, up, new address):
+ * forgets the VPN address and asks again soon if the tunnel is up. */
+void	exitip_kick(void);
+void	exitip_stop(void);
+
+/* probe.c: `vnoded probe`; exit status 0 when the endpoint answers 200 */
+int	probe_run(const struct config *, bool ready);
 
 /* The link-level view the agent acts on, read afresh on every sync. */
 struct ifview {

@@ -6,12 +6,14 @@ pkgs=(
 	# build
 	build-essential pkg-config clang llvm bpftool libbpf-dev libelf-dev zlib1g-dev
 	libnl-3-dev libnl-route-3-dev libmnl-dev libnftnl-dev libnftables-dev
-	libnetfilter-conntrack-dev libev-dev libcurl4-openssl-dev
+	libnetfilter-conntrack-dev libev-dev libcurl4-openssl-dev libjansson-dev
 	# lab and tests
 	iproute2 nftables conntrack wireguard-go wireguard-tools python3 socat
 	iperf3 tcpdump procps util-linux iputils-ping iptables
 	# tests/classify: shell of the container test's image
 	busybox
+	# health endpoint tests and benchmark (promtool, wrk; clang has libFuzzer)
+	prometheus wrk curl
 )
 missing=()
 for p in "${pkgs[@]}"; do

@@ -7,7 +7,7 @@ G=$ROOT/tests/unit/golden
 env -i "$VNODED" --check >/tmp/vn-check.$$ 2>&1
 check "defaults match golden" diff -u "$G/check-defaults.txt" /tmp/vn-check.$$
 
-printf 'VNODE_LAN_IF=lan0\n# comment\nTS_AUTHKEY=ignored\nVNODE_MARK=0x100000/0xf00000\nVNODE_ALLOW_LAN="192.168.1.0/24, fd00::/8"\nVNODE_DNS_SERVER=10.64.0.1\n' >/tmp/vn-conf.$$
+printf 'VNODE_LAN_IF=lan0\n# comment\nTS_AUTHKEY=ignored\nVNODE_MARK=0x100000/0xf00000\nVNODE_ALLOW_LAN="192.168.1.0/24, fd00::/8"\nVNODE_DNS_SERVER=10.64.0.1\nVNODE_EXIT_IP_URL="gluetun, https://ip.example.net/"\nVNODE_EXIT_IP_INTERVAL=5m\n' >/tmp/vn-conf.$$
 env -i VNODE_VPN_IF=wg1 "$VNODED" -c /tmp/vn-conf.$$ --rule-priority 20 --mss=1200 --check >/tmp/vn-check.$$ 2>&1
 check "file, environment and flags match golden" diff -u "$G/check-mixed.txt" /tmp/vn-check.$$
 
@@ -51,6 +51,18 @@ bad "interfaces must differ" "must differ" VNODE_VPN_IF=eth0
 bad "gateway of the wrong family" "VNODE_LAN_GATEWAY6" VNODE_LAN_GATEWAY6=192.168.1.1
 bad "log level" "'loud'" VNODE_LOG_LEVEL=loud
 bad "health listen" "'localhost'" VNODE_HEALTH_LISTEN=localhost
+bad "exit ip url not http(s)" "'ftp://x.example/'" VNODE_EXIT_IP_URL=ftp://x.example/
+bad "exit ip url with user info" "VNODE_EXIT_IP_URL" VNODE_EXIT_IP_URL=https://u:p@x.example/
+bad "lan ip url: gluetun is no LAN source" "'gluetun'" VNODE_LAN_IP_URL=gluetun
+bad "exit ip url: tailscaled is no VPN source" "'tailscaled'" VNODE_EXIT_IP_URL=tailscaled
+bad "too many exit ip urls" "VNODE_EXIT_IP_URL" VNODE_EXIT_IP_URL=http://a.example,http://b.example,http://c.example,http://d.example,http://e.example
+bad "same service for both addresses" "would see both exit addresses" VNODE_EXIT_IP_URL=https://ipv4.icanhazip.com VNODE_LAN_IP_URL=https://icanhazip.com
+bad "same address for both addresses" "would see both exit addresses" VNODE_EXIT_IP_URL=http://192.0.2.7/ip VNODE_LAN_IP_URL=tailscaled,http://192.0.2.7:8080/
+bad "exit ip interval too short" "'5s'" VNODE_EXIT_IP_INTERVAL=5s
+bad "exit ip interval not a duration" "'often'" VNODE_EXIT_IP_INTERVAL=often
+bad "require unlinkable" "'maybe'" VNODE_REQUIRE_UNLINKABLE=maybe
+out=$(env -i VNODE_EXIT_IP_URL=http://192.0.2.7/ip VNODE_LAN_IP_URL=http://192.0.2.8/ip "$VNODED" --check 2>&1)
+check "different services for the two addresses accepted" grep -qx 'VNODE_LAN_IP_URL=http://192.0.2.8/ip' <<<"$out"
 bad "config file missing" "/nonexistent" -- -c /nonexistent
 printf 'VNODE_LAN_IF=eth0\nVNODE_LAN_TALBE=51\n' >/tmp/vn-conf.$$
 bad "config file names the line" "line 2: unknown key 'VNODE_LAN_TALBE'" -- -c /tmp/vn-conf.$$
