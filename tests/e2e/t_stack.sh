@@ -9,6 +9,8 @@
 #   It proves the counters with the leak vNode exists to stop: tailscaled's
 #   control traffic goes into the tunnel (Gluetun's rule 101 takes every
 #   unmarked-by-51820 packet) and the control server sees the VPN address.
+# Phase 3: the VPN server stopped and started, the agent's container
+#   restarted: fail closed, then back without restarting anything else.
 # Phase 2, vNode: the agent in the namespace before tailscaled starts
 #   (`vnoded -- containerboot`, the agent image's entrypoint; until the agent
 #   supervises a child, the sidecar image beside plain containerboot).
@@ -111,10 +113,61 @@ case $peer in
 "") ok "client reaches the node over DERP (no direct path)" ;;
 *) ok "client's direct path to the node is the LAN's public address ($peer)" ;;
 esac
+# Docker's health is the agent's readiness (HEALTHCHECK vnoded probe).
+agent=$W-tailscale; [ $supervise = 0 ] && agent=$W-vnoded
+healthy() { [ "$(docker inspect -f '{{.State.Health.Status}}' "$agent" 2>/dev/null)" = healthy ]; }
+if wait_for 90 healthy; then ok "Docker health of the agent's container: healthy"
+else fail "Docker health of the agent's container" "$(docker inspect -f '{{json .State.Health}}' "$agent" | tail -c 300)"; fi
+check "vnoded probe (/readyz) answers ready" docker exec "$agent" vnoded probe
+# /status: the node's two faces, as the agent learned them (the VPN one from
+# the echo server through the tunnel, the LAN one from tailscaled's STUN).
+status_field() {	# PATH.TO.FIELD
+	ns curl -s -m 3 http://127.0.0.1:9911/status | python3 -c '
+import json,sys
+d=json.load(sys.stdin)
+for k in sys.argv[1].split("."): d=d.get(k) if isinstance(d,dict) else None
+print(d if d is not None else "")' "$1" 2>/dev/null
+}
+faces() { [ -n "$(status_field exit.vpn.address)" ] && [ -n "$(status_field exit.lan.address)" ]; }
+wait_for 60 faces
+expect_eq "/status: the VPN address the echo server saw" "$(status_field exit.vpn.address)" "$VPN"
+expect_eq "/status: the LAN address headscale's STUN saw" "$(status_field exit.lan.address)" "$ROUTER_WAN"
+expect_eq "/status: the two faces are unlinkable" "$(status_field exit.unlinkable)" "True"
+
+# --- phase 3: things go away and come back ----------------------------------
+echo_ok() { [ "$(wx client curl -s -m 2 "http://$ECHO/" 2>/dev/null | cut -d: -f1)" = "src=$VPN" ]; }
+rules_once() { [ -z "$(ns ip rule | sort | uniq -d)" ]; }
+# The VPN server dies: client traffic stops, nothing of it on the LAN; it
+# comes back without any container of the stack restarted.
+counter_reset router
+docker stop "$W-vpn" >/dev/null
+t1=$SECONDS
+echo_ok && fail "VPN server down: client traffic stops" "the echo server still answered" ||
+	ok "VPN server down: client traffic stops"
+wx client ping -c 3 -W 2 "$ECHO" >/dev/null 2>&1
+wx client dig +time=2 +tries=1 @100.100.100.100 "down-$RANDOM.vnode-e2e.net" >/dev/null 2>&1
+sleep 10
+expect_eq "VPN server down: client packets on the LAN" "$(counter router lan_client)" 0
+docker start "$W-vpn" >/dev/null
+if wait_for 120 echo_ok; then ok "VPN server back: client traffic resumes from the VPN address ($((SECONDS - t1))s after the stop, no restart)"
+else fail "VPN server back: client traffic resumes" "not within 120 s"; fi
+expect_eq "VPN server down and back: client packets on the LAN" "$(counter router lan_client)" 0
+# The agent's container restarts (tailscaled with it): ready again, each
+# rule once, no leak.
+counter_reset router; counter_reset vpn
+docker restart "$agent" >/dev/null
+t1=$SECONDS
+if wait_for 90 echo_ok; then ok "agent container restarted: client traffic resumes ($((SECONDS - t1))s)"
+else fail "agent container restarted: client traffic resumes" "not within 90 s"; fi
+check "agent container restarted: each rule once" rules_once
+wait_for 90 healthy && ok "agent container restarted: healthy again" || fail "agent container restarted: healthy again" "health $(docker inspect -f '{{.State.Health.Status}}' "$agent")"
+sleep 10
+expect_eq "agent container restarted: client packets on the LAN" "$(counter router lan_client)" 0
+expect_eq "agent container restarted: tailscaled's packets in the tunnel" "$(counter vpn tunnel_control)" 0
+
 # The agent heals what others change; it must not fight its own changes:
 # measured before, in a container, each of its transactions looked foreign
 # (the kernel reports the init-namespace PID) and it "repaired" in a loop.
-agent=$W-tailscale; [ $supervise = 0 ] && agent=$W-vnoded
 rep=$(docker logs "$agent" 2>&1 | grep -c 'repaired nft')
 cpu=$(docker stats --no-stream --format '{{.CPUPerc}}' "$agent")
 if [ "$rep" -lt 20 ]; then ok "agent not repairing in a loop ($rep nft repairs; container CPU $cpu)"

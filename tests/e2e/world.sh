@@ -163,6 +163,8 @@ stack_env() {
 	TS_HOSTNAME=vnode
 	TS_EXTRA_ARGS=--login-server=http://$HS:8080
 	TS_TAILSCALED_EXTRA_ARGS=--no-logs-no-support
+	VNODE_EXIT_IP_URL=http://$ECHO/ip
+	VNODE_EXIT_IP_INTERVAL=10
 	EOF
 	[ $# -eq 0 ] || printf '%s\n' "$@" >>"$WDIR/stack.env"
 }

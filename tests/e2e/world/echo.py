@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """e2e-echo: the test world's internet servers, one process.
 
-  HTTP  tcp/80   any GET answers "src=IP:PORT" as seen by the server
+  HTTP  tcp/80   any GET answers "src=IP:PORT" as seen by the server;
+                 GET /ip answers the address alone (what-is-my-IP services)
   UDP   udp/7    any datagram answers "src=IP:PORT"
   DNS   udp+tcp/53  every A query answers --answer IP; each query is logged
         as "dns asker=IP name=NAME" (who asked is what the test checks)
@@ -24,7 +25,10 @@ class HTTP(BaseHTTPRequestHandler):
     def do_GET(self):
         src = "%s:%d" % self.client_address[:2]
         log("http src=%s path=%s" % (src, self.path))
-        body = ("src=%s\n" % src).encode()
+        if self.path == "/ip":
+            body = ("%s\n" % self.client_address[0]).encode()
+        else:
+            body = ("src=%s\n" % src).encode()
         self.send_response(200)
         self.send_header("Content-Type", "text/plain")
         self.send_header("Content-Length", str(len(body)))
