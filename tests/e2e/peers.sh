@@ -1,0 +1,79 @@
+#!/usr/bin/env bash
+# tests/e2e/peers.sh: builds the real peers from the Go module proxy at
+# pinned versions into $E2E_CACHE/bin/<peer>-<version>/. Idempotent: a peer
+# whose binaries exist is skipped. GOPATH/GOCACHE live in the cache, so a
+# rebuild after a version bump reuses modules and compiled packages.
+#   peers.sh [tailscale|headscale|gluetun]...
+set -euo pipefail
+HERE=$(cd "$(dirname "$0")" && pwd)
+. "$HERE/versions.sh"
+export PATH=/usr/local/go/bin:$PATH
+export GOPATH=$E2E_CACHE/go GOCACHE=$E2E_CACHE/gocache GOFLAGS=-trimpath
+export GOTOOLCHAIN=${GOTOOLCHAIN:-auto}
+command -v go >/dev/null || { echo "peers: go not found (expected /usr/local/go)" >&2; exit 1; }
+
+# go_progress NAME LOG CMD...: runs a go command, its output into LOG, and
+# prints a progress line every 50 modules downloaded / 100 packages compiled
+# (-v prints each package as it is compiled).
+go_progress() {
+	local name=$1 log=$2; shift 2
+	"$@" 2>&1 | tee -a "$log" |
+		awk -v n="$name" '/^go: downloading/ {d++; if (d % 50 == 0) printf "[e2e] peer %s: %d modules downloaded\n", n, d > "/dev/stderr"; next}
+			{c++; if (c % 100 == 0) printf "[e2e] peer %s: %d packages compiled\n", n, c > "/dev/stderr"}'
+}
+
+# install NAME VERSIONDIR LDFLAGS PKG@VER... (CGO as the caller sets it)
+install_peer() {
+	local name=$1 dir=$E2E_CACHE/bin/$2 ldflags=$3; shift 3
+	local want=() p
+	for p in "$@"; do want+=("$dir/$(basename "${p%@*}")"); done
+	local missing=0 recipe="$* ldflags=$ldflags CGO_ENABLED=${CGO_ENABLED:-}"
+	for p in "${want[@]}"; do [ -x "$p" ] || missing=1; done
+	[ "$(cat "$dir/.recipe" 2>/dev/null)" = "$recipe" ] || missing=1
+	if [ $missing -eq 0 ]; then e2e_log "peer $name: cached in $dir"; return 0; fi
+	e2e_log "peer $name: go install $* (progress: one line per package with -v)"
+	local t0=$SECONDS tmp=$dir.tmp
+	rm -rf "$tmp"; mkdir -p "$tmp" "$E2E_CACHE/logs"; : >"$E2E_CACHE/logs/peer-$name.log"
+	local log=$E2E_CACHE/logs/peer-$name.log
+	if ! GOBIN=$tmp go_progress "$name" "$log" go install -v -ldflags "$ldflags" "$@"; then
+		# The proxy may serve a version but refuse the module's version list,
+		# which `go install m@v` reads to look for deprecations. The same
+		# build list comes from a throw-away module requiring only that
+		# version (minimal version selection picks the peer's own go.mod).
+		if grep -q 'loading deprecation\|@v/list: 403' "$log" && ! grep -q '\.info: 403' "$log"; then
+			e2e_log "peer $name: the module proxy refuses the version list; building the same version in a wrapper module"
+			local w=$E2E_CACHE/src/$name
+			rm -rf "$w"; mkdir -p "$w"
+			(cd "$w" && go mod init "vnode-e2e/peer-$name" >/dev/null 2>&1 &&
+			 for p in "$@"; do go_progress "$name" "$log" go get "$p" || exit 1; done &&
+			 GOBIN=$tmp go_progress "$name" "$log" go install -v -ldflags "$ldflags" "${@%@*}") ||
+			{ tail -n 30 "$log" >&2; e2e_log "peer $name: build failed (log: $log)"; exit 1; }
+		else
+			tail -n 30 "$log" >&2; e2e_log "peer $name: go install failed (log: $log)"; exit 1
+		fi
+	fi
+	printf '%s\n' "$recipe" >"$tmp/.recipe"
+	rm -rf "$dir"; mv "$tmp" "$dir"
+	e2e_log "peer $name: built in $((SECONDS - t0))s: $(cd "$dir" && ls | tr '\n' ' ')"
+}
+
+want=${*:-tailscale headscale gluetun}
+for p in $want; do
+	case $p in
+	tailscale)
+		CGO_ENABLED=0 install_peer tailscale "tailscale-$TS_VERSION" \
+			"-s -w -X tailscale.com/version.longStamp=${TS_VERSION#v} -X tailscale.com/version.shortStamp=${TS_VERSION#v}" \
+			"tailscale.com/cmd/tailscaled@$TS_VERSION" \
+			"tailscale.com/cmd/tailscale@$TS_VERSION" \
+			"tailscale.com/cmd/containerboot@$TS_VERSION" ;;
+	headscale)
+		CGO_ENABLED=0 install_peer headscale "headscale-$HEADSCALE_VERSION" \
+			"-s -w" \
+			"github.com/juanfont/headscale/cmd/headscale@$HEADSCALE_VERSION" ;;
+	gluetun)
+		CGO_ENABLED=0 install_peer gluetun "gluetun-$GLUETUN_VERSION" \
+			"-s -w -X main.version=$GLUETUN_VERSION -X main.commit=$GLUETUN_COMMIT -X main.created=unknown" \
+			"github.com/qdm12/gluetun/cmd/gluetun@$GLUETUN_COMMIT" ;;
+	*) echo "peers: unknown peer $p" >&2; exit 2 ;;
+	esac
+done

@@ -1,0 +1,175 @@
+#!/usr/bin/env bash
+# e2e/t_stack: the shipped Gluetun + Tailscale stack (compose/) in the test
+# world (tests/e2e/world.sh), against real headscale, real Gluetun and real
+# tailscaled, judged from outside the node: counters on the home router
+# (LAN side), on the VPN server (tunnel side) and at the control server, the
+# echo and DNS servers' logs, the client's own view.
+#
+# Phase 1, baseline: the official image's entrypoint (containerboot alone).
+#   It proves the counters with the leak vNode exists to stop: tailscaled's
+#   control traffic goes into the tunnel (Gluetun's rule 101 takes every
+#   unmarked-by-51820 packet) and the control server sees the VPN address.
+# Phase 3: the VPN server stopped and started, the agent's container
+#   restarted: fail closed, then back without restarting anything else.
+# Phase 2, vNode: the agent in the namespace before tailscaled starts
+#   (`vnoded -- containerboot`, the agent image's entrypoint; until the agent
+#   supervises a child, the sidecar image beside plain containerboot).
+#   Client TCP/UDP/ICMP and DNS leave by the VPN, nothing of them on the
+#   LAN, nothing of tailscaled's in the tunnel, headscale sees the LAN.
+. "$(dirname "$0")/../lib.sh"
+. "$(dirname "$0")/world.sh"
+
+img_ok() { docker image inspect "$1" >/dev/null 2>&1; }
+has_node() { [ -n "$(node_ip 2>/dev/null)" ]; }
+ns_has() { ns "${@:2}" 2>/dev/null | grep -Eq -- "$1"; }	# REGEX CMD...
+ts_up() { docker exec "$W-tailscale" tailscale --socket=/tmp/tailscaled.sock status >/dev/null 2>&1; }
+post_rules_ran() { docker exec "$W-gluetun" iptables -S FORWARD | grep -q -- '-i tailscale0 -o tun0 -j ACCEPT'; }
+if ! docker info >/dev/null 2>&1; then skip "stack" "no Docker engine here"; exit 0; fi
+if [ ${#DC[@]} -eq 0 ]; then skip "stack" "neither docker-compose nor docker compose"; exit 0; fi
+for i in "$IMG_TS" "$IMG_HEADSCALE" "$IMG_WORLD" "$IMG_AGENT" "$IMG_SIDECAR"; do
+	img_ok "$i" || { skip "stack" "image $i missing (tests/e2e/images.sh)"; exit 0; }
+done
+if ! img_ok "$IMG_GLUETUN"; then
+	skip "stack" "no Gluetun image: $(cat "$E2E_CACHE/gluetun.unavailable" 2>/dev/null || echo 'not built') (README, end-to-end test)"
+	exit 0
+fi
+
+trap world_down EXIT
+t0=$SECONDS
+world_up || { fail "world up" "see above"; exit 0; }
+ok "world up: internet, VPN server, router, headscale, client ($((SECONDS - t0))s)"
+
+# --- phase 1: containerboot alone ------------------------------------------
+stack_env
+if stack_up "$E2E_DIR/compose.containerboot.yml" gluetun; then ok "Gluetun healthy (custom WireGuard provider, userspace)"
+else fail "Gluetun healthy" "not healthy in 90 s"; exit 0; fi
+check "Gluetun ran the shipped post-rules.txt" post_rules_ran
+stack_up "$E2E_DIR/compose.containerboot.yml" tailscale || { fail "baseline: tailscale up" "compose failed"; exit 0; }
+if wait_for 150 has_node; then ok "baseline: node registered in headscale as $(node_ip)"
+else fail "baseline: node registered" "$(docker logs "$W-tailscale" 2>&1 | tail -5 | tr '\n' ' ')"; exit 0; fi
+sleep 5
+n=$(counter vpn tunnel_control); v=$(counter hsmon hs_from_vpn)
+if [ "${n:-0}" -gt 0 ] && [ "${v:-0}" -gt 0 ]; then
+	ok "baseline leak seen (proves the counters): $n control packets in the tunnel, headscale reached from the VPN address $v times"
+else
+	fail "baseline leak seen" "tunnel_control=$n hs_from_vpn=$v: the counters may be blind"
+fi
+expect_eq "baseline: nothing of tailscaled's on the LAN" "$(counter router lan_control)" 0
+dc stop tailscale >/dev/null 2>&1
+
+# --- phase 2: vNode --------------------------------------------------------
+supervise=1
+if timeout 30 docker run --rm --entrypoint vnoded "$IMG_AGENT" -- true 2>&1 | grep -q "not supported"; then supervise=0; fi
+if [ $supervise = 1 ]; then
+	# compose.e2e.yml gives the agent cgroup2 as on a hybrid host; elsewhere
+	# Docker mounts it itself and the volume line goes.
+	ov=$WDIR/compose.e2e.host.yml
+	if [ "$(stat -f -c %T /sys/fs/cgroup/unified 2>/dev/null)" = cgroup2fs ]; then cp "$E2E_DIR/compose.e2e.yml" "$ov"
+	else sed '/volumes:/d; /sys\/fs\/cgroup/d' "$E2E_DIR/compose.e2e.yml" >"$ov"; fi
+	stack_up "$ov" tailscale || { fail "vnode: tailscale up" "compose failed"; exit 0; }
+	ok "agent image started as the stack's Tailscale container (vnoded -- containerboot)"
+else
+	docker run -d --name "$W-vnoded" --label org.vnode.e2e=1 --network "container:$W-gluetun" \
+		--cap-add NET_ADMIN --cap-add NET_RAW --cap-add SYS_ADMIN "$IMG_SIDECAR" >/dev/null
+	skip "agent image entrypoint" "this vnoded cannot run a command yet: vnoded from $IMG_SIDECAR in the namespace, then plain containerboot"
+	wait_for 20 ns_has 'lookup 52' ip rule || { fail "vnoded rules" "$(docker logs "$W-vnoded" 2>&1 | tail -5 | tr '\n' ' ')"; exit 0; }
+	stack_up "$E2E_DIR/compose.containerboot.yml" tailscale || { fail "vnode: tailscale up" "compose failed"; exit 0; }
+fi
+check "rule block below Gluetun's 98: tailnet to table 52" ns_has '^[1-8]?[0-9]:.*to 100.64.0.0/10 lookup 52' ip rule
+check "table 51 (LAN) via the router" ns_has "default via $LAN_GW" ip route show table 51
+check "table 53 (VPN) via tun0" ns_has 'default dev tun0' ip route show table 53
+check "nftables table inet vnode" ns_has 'table inet vnode' nft list tables
+
+wait_for 60 ts_up ||
+	{ fail "vnode: tailscaled running" "$(docker logs "$W-tailscale" 2>&1 | tail -5 | tr '\n' ' ')"; exit 0; }
+approve_exit && ok "exit routes approved in headscale" || fail "approve exit routes" "headscale refused"
+if client_up >/dev/null 2>&1; then ok "client joined, exit node $(node_ip)"
+else fail "client up with --exit-node" "$(wx client tailscale status 2>&1 | tail -3 | tr '\n' ' ')"; exit 0; fi
+wait_for 30 wx client tailscale ping -c 1 "$(node_ip)" || fail "client reaches the node" "tailscale ping failed"
+
+# The measured window starts now: every counter from zero.
+for h in vpn router hsmon; do counter_reset "$h"; done
+sleep 2
+out=$(wx client curl -s -m 10 "http://$ECHO/")
+expect_eq "client HTTP via the exit node arrives from the VPN address" "${out%%:*}" "src=$VPN"
+out=$(wx client sh -c "echo e2e | nc -u -w 3 $ECHO 7")
+expect_eq "client UDP via the exit node arrives from the VPN address" "${out%%:*}" "src=$VPN"
+check "client ping via the exit node" wx client ping -c 3 -W 3 "$ECHO"
+name=probe-$RANDOM.vnode-e2e.net
+wx client dig +time=5 +tries=2 @100.100.100.100 "$name" >/dev/null 2>&1
+askers=$(wx internet grep " name=$name " /tmp/echo.log | sed -n 's/.*asker=\([^ ]*\).*/\1/p' | sort -u | tr '\n' ' ')
+expect_eq "client DNS through the exit node reaches the DNS server from the VPN address only" "$askers" "$VPN "
+sleep 20	# let tailscaled's keepalives, netcheck and map polls run in the window
+c=$(counter router lan_client); t=$(counter vpn tunnel_control); k=$(counter vpn tunnel_client)
+expect_eq "leak: client packets on the LAN (router counter)" "$c" 0
+expect_eq "leak: tailscaled's packets in the tunnel (VPN server counter)" "$t" 0
+[ "${k:-0}" -gt 0 ] && ok "client traffic seen in the tunnel ($k packets)" || fail "client traffic in the tunnel" "tunnel_client=$k"
+l=$(counter hsmon hs_from_lan); v=$(counter hsmon hs_from_vpn)
+if [ "${l:-0}" -gt 0 ] && [ "${v:-1}" -eq 0 ]; then ok "headscale reached from the LAN's address only ($l packets, 0 from the VPN)"
+else fail "headscale sees the LAN address" "from LAN $l, from VPN $v"; fi
+peer=$(wx client tailscale status --json | python3 -c 'import json,sys; d=json.load(sys.stdin); print([p.get("CurAddr","") for p in d["Peer"].values() if p["HostName"]=="vnode"][0])')
+case $peer in
+"$VPN":*) fail "client's direct path to the node" "through the VPN: $peer" ;;
+"") ok "client reaches the node over DERP (no direct path)" ;;
+*) ok "client's direct path to the node is the LAN's public address ($peer)" ;;
+esac
+# Docker's health is the agent's readiness (HEALTHCHECK vnoded probe).
+agent=$W-tailscale; [ $supervise = 0 ] && agent=$W-vnoded
+healthy() { [ "$(docker inspect -f '{{.State.Health.Status}}' "$agent" 2>/dev/null)" = healthy ]; }
+if wait_for 90 healthy; then ok "Docker health of the agent's container: healthy"
+else fail "Docker health of the agent's container" "$(docker inspect -f '{{json .State.Health}}' "$agent" | tail -c 300)"; fi
+check "vnoded probe (/readyz) answers ready" docker exec "$agent" vnoded probe
+# /status: the node's two faces, as the agent learned them (the VPN one from
+# the echo server through the tunnel, the LAN one from tailscaled's STUN).
+status_field() {	# PATH.TO.FIELD
+	ns curl -s -m 3 http://127.0.0.1:9911/status | python3 -c '
+import json,sys
+d=json.load(sys.stdin)
+for k in sys.argv[1].split("."): d=d.get(k) if isinstance(d,dict) else None
+print(d if d is not None else "")' "$1" 2>/dev/null
+}
+faces() { [ -n "$(status_field exit.vpn.address)" ] && [ -n "$(status_field exit.lan.address)" ]; }
+wait_for 60 faces
+expect_eq "/status: the VPN address the echo server saw" "$(status_field exit.vpn.address)" "$VPN"
+expect_eq "/status: the LAN address headscale's STUN saw" "$(status_field exit.lan.address)" "$ROUTER_WAN"
+expect_eq "/status: the two faces are unlinkable" "$(status_field exit.unlinkable)" "True"
+
+# --- phase 3: things go away and come back ----------------------------------
+echo_ok() { [ "$(wx client curl -s -m 2 "http://$ECHO/" 2>/dev/null | cut -d: -f1)" = "src=$VPN" ]; }
+rules_once() { [ -z "$(ns ip rule | sort | uniq -d)" ]; }
+# The VPN server dies: client traffic stops, nothing of it on the LAN; it
+# comes back without any container of the stack restarted.
+counter_reset router
+docker stop "$W-vpn" >/dev/null
+t1=$SECONDS
+echo_ok && fail "VPN server down: client traffic stops" "the echo server still answered" ||
+	ok "VPN server down: client traffic stops"
+wx client ping -c 3 -W 2 "$ECHO" >/dev/null 2>&1
+wx client dig +time=2 +tries=1 @100.100.100.100 "down-$RANDOM.vnode-e2e.net" >/dev/null 2>&1
+sleep 10
+expect_eq "VPN server down: client packets on the LAN" "$(counter router lan_client)" 0
+docker start "$W-vpn" >/dev/null
+if wait_for 120 echo_ok; then ok "VPN server back: client traffic resumes from the VPN address ($((SECONDS - t1))s after the stop, no restart)"
+else fail "VPN server back: client traffic resumes" "not within 120 s"; fi
+expect_eq "VPN server down and back: client packets on the LAN" "$(counter router lan_client)" 0
+# The agent's container restarts (tailscaled with it): ready again, each
+# rule once, no leak.
+counter_reset router; counter_reset vpn
+docker restart "$agent" >/dev/null
+t1=$SECONDS
+if wait_for 90 echo_ok; then ok "agent container restarted: client traffic resumes ($((SECONDS - t1))s)"
+else fail "agent container restarted: client traffic resumes" "not within 90 s"; fi
+check "agent container restarted: each rule once" rules_once
+wait_for 90 healthy && ok "agent container restarted: healthy again" || fail "agent container restarted: healthy again" "health $(docker inspect -f '{{.State.Health.Status}}' "$agent")"
+sleep 10
+expect_eq "agent container restarted: client packets on the LAN" "$(counter router lan_client)" 0
+expect_eq "agent container restarted: tailscaled's packets in the tunnel" "$(counter vpn tunnel_control)" 0
+
+# The agent heals what others change; it must not fight its own changes:
+# measured before, in a container, each of its transactions looked foreign
+# (the kernel reports the init-namespace PID) and it "repaired" in a loop.
+rep=$(docker logs "$agent" 2>&1 | grep -c 'repaired nft')
+cpu=$(docker stats --no-stream --format '{{.CPUPerc}}' "$agent")
+if [ "$rep" -lt 20 ]; then ok "agent not repairing in a loop ($rep nft repairs; container CPU $cpu)"
+else fail "agent not repairing in a loop" "$rep 'repaired nft' lines in $((SECONDS - t0))s, container CPU $cpu"; fi
+exit 0
