@@ -5,7 +5,9 @@
 set -u
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 export ROOT
-SUITES=${*:-unit lab classify health e2e}
+# The container end-to-end suite (tests/e2e, `make e2e`) is work in progress
+# and not yet part of the default run: see the README's Tests section.
+SUITES=${*:-unit lab classify health}
 T_RESULTS=$(mktemp /tmp/vnode-results.XXXXXX)
 export T_RESULTS
 crashed=0
