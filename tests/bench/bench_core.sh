@@ -14,28 +14,7 @@ lab_up >/dev/null || { echo "lab did not come up" >&2; exit 1; }
 median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 vn() { ip netns exec "$LAB_ID-vnode" "$@"; }
 
-# The seed's entrypoint recipe as one script run inside the namespace, the
-# way its container ran it (every step a command), and its undo.
-cat >"$LAB_TMP/seed.sh" <<'SEED'
-ip route replace default via 192.168.77.1 dev eth0 table 51
-ip route replace default dev tun0
-ip rule add fwmark 0x40000 lookup 51 priority 1
-ip rule add to 100.64.0.0/10 lookup 52 priority 99
-for p in 3478 41641; do
-	iptables -t mangle -A OUTPUT -p udp --sport $p -j MARK --set-mark 0x40000
-	iptables -t mangle -A OUTPUT -p udp --dport $p -j MARK --set-mark 0x40000
-done
-iptables -P FORWARD ACCEPT
-iptables -t nat -A POSTROUTING -o tun0 -j MASQUERADE
-iptables -t nat -A POSTROUTING -o eth0 -m mark --mark 0x40000 -j MASQUERADE
-iptables -t mangle -A FORWARD -p tcp --tcp-flags SYN,RST SYN -j TCPMSS --set-mss 1120
-sysctl -qw net.ipv4.ip_forward=1 net.ipv6.conf.all.forwarding=1
-SEED
-cat >"$LAB_TMP/seed-undo.sh" <<'SEED'
-ip rule del priority 1 2>/dev/null; ip rule del priority 99 2>/dev/null
-ip route replace default via 192.168.77.1 dev eth0; ip route flush table 51
-iptables -t mangle -F; iptables -t nat -F
-SEED
+SEED=$ROOT/tests/bench/seed_recipe.sh
 
 # 1. start to enforced
 for i in $(seq $N); do
@@ -47,11 +26,11 @@ for i in $(seq $N); do
 	kill "$pid" 2>/dev/null; sleep 0.1
 done
 for i in $(seq $N); do
-	vn bash "$LAB_TMP/seed-undo.sh" >/dev/null 2>&1
-	vn "$NLBENCH" wait-exit -- bash "$LAB_TMP/seed.sh" 2>/dev/null |
+	vn sh "$SEED" undo >/dev/null 2>&1
+	vn "$NLBENCH" wait-exit -- sh "$SEED" 2>/dev/null |
 		sed -n 's/^start_us=\([0-9]*\).*/\1/p' >>"$LAB_TMP/start_seed"
 done
-vn bash "$LAB_TMP/seed-undo.sh" >/dev/null 2>&1
+vn sh "$SEED" undo >/dev/null 2>&1
 sv=$(median <"$LAB_TMP/start_vnode"); ss=$(median <"$LAB_TMP/start_seed")
 echo "RESULT start_to_enforced_ms vnode=$(awk "BEGIN{printf \"%.1f\", $sv/1000}") baseline=$(awk "BEGIN{printf \"%.1f\", $ss/1000}")ms unit=ms ratio=$(awk "BEGIN{printf \"%.2f\", $sv/$ss}") note=median_of_${N};target_<=20ms;seed_recipe_run_as_a_script"
 

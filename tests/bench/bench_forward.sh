@@ -49,24 +49,8 @@ vnode_on() {	# the agent: its table 53 and rules, kill switch, MSS, conntrack ma
 	for i in $(seq 50); do ip -n $N rule | grep -q "^49:" && ip -n $N route show table 53 | grep -q default && break; sleep 0.1; done
 }
 vnode_off() { kill $apid; wait $apid 2>/dev/null; ip netns exec $N "$VNODED" --cleanup >/dev/null 2>&1; }
-seed_on() {	# main default swapped to tun0, iptables marks, MSS 1120
-	ip -n $N route replace default dev tun0
-	ip -n $N rule add fwmark 0x40000 lookup 51 priority 1
-	ip netns exec $N sh -c '
-		for p in 3478 41641; do
-			iptables -t mangle -A OUTPUT -p udp --sport $p -j MARK --set-mark 0x40000
-			iptables -t mangle -A OUTPUT -p udp --dport $p -j MARK --set-mark 0x40000
-		done
-		iptables -P FORWARD ACCEPT
-		iptables -t nat -A POSTROUTING -o tun0 -j MASQUERADE
-		iptables -t nat -A POSTROUTING -o eth0 -m mark --mark 0x40000 -j MASQUERADE
-		iptables -t mangle -A FORWARD -p tcp --tcp-flags SYN,RST SYN -j TCPMSS --set-mss 1120'
-}
-seed_off() {
-	ip -n $N rule del priority 1
-	ip netns exec $N sh -c 'iptables -t mangle -F; iptables -t nat -F'
-	bare_off
-}
+seed_on() { ip netns exec $N sh "$ROOT/tests/bench/seed_recipe.sh"; }
+seed_off() { ip netns exec $N sh "$ROOT/tests/bench/seed_recipe.sh" undo; }
 # interleaved rounds, so drift in the machine's load hits all three alike
 for round in $(seq ${BENCH_ROUNDS:-5}); do
 	for cfg in bare vnode seed; do
@@ -77,5 +61,5 @@ bare=$(median <"/tmp/$P.bare"); vnode=$(median <"/tmp/$P.vnode"); seed=$(median 
 rm -f /tmp/$P.*
 
 r() { awk "BEGIN{printf \"%.3f\", $1/$2}"; }
-echo "RESULT forward_throughput_vs_bare vnode=$vnode baseline=${bare}Mbit/s_bare unit=Mbit/s ratio=$(r "$vnode" "$bare") note=iperf3_TCP_${SECS}s_median_of_5_interleaved;veth_path_no_crypto;target_>=0.97"
+echo "RESULT forward_throughput_vs_bare vnode=$vnode baseline=${bare}Mbit/s_bare unit=Mbit/s ratio=$(r "$vnode" "$bare") note=iperf3_TCP_${SECS}s_median_of_${BENCH_ROUNDS:-5}_interleaved;veth_path_no_crypto;target_>=0.97"
 echo "RESULT forward_throughput_vs_seed vnode=$vnode baseline=${seed}Mbit/s_seed unit=Mbit/s ratio=$(r "$vnode" "$seed") note=same_path;seed_recipe_iptables"
