@@ -5,9 +5,7 @@
 set -u
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 export ROOT
-# The container end-to-end suite (tests/e2e, `make e2e`) is work in progress
-# and not yet part of the default run: see the README's Tests section.
-SUITES=${*:-unit lab classify health}
+SUITES=${*:-unit lab classify health e2e}
 T_RESULTS=$(mktemp /tmp/vnode-results.XXXXXX)
 export T_RESULTS
 crashed=0
