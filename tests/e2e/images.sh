@@ -8,7 +8,8 @@
 #   peer-images  tailscale/tailscale:v1.102.3, headscale/headscale:0.29.2,
 #            qmcgaw/gluetun:v3.41.1 from tests/e2e/peers/*/Dockerfile
 #   world    vnode-e2e/world: the test world's tools (wireguard-go, nft,
-#            python3 echo/DNS server, tailscale client)
+#            python3 echo/DNS server, tailscale client); vnode-e2e/vpnclient
+#            on top of it, the VPN client where Gluetun cannot be built
 #   project  docker/Dockerfile (vnode/vnode:dev), docker/Dockerfile.sidecar
 # Default: all of them in that order. An image whose label matches its
 # recipe (Dockerfile, inputs, base image) is kept; E2E_FORCE=1 rebuilds.
@@ -172,6 +173,9 @@ peer_images() {
 
 world() {
 	build_image "$IMG_WORLD" "$HERE/world/Dockerfile" "$HERE/world" --build-arg "TS_IMAGE=$IMG_TS"
+	# Gluetun's stand-in (peers/vpnclient/Dockerfile says what it is and is not)
+	build_image "$IMG_VPNCLIENT" "$HERE/peers/vpnclient/Dockerfile" "$HERE/peers/vpnclient" \
+		--build-arg "WORLD_IMAGE=$IMG_WORLD" --build-arg "WORLD_ID=$(docker image inspect -f '{{.Id}}' "$IMG_WORLD")"
 }
 
 project() {

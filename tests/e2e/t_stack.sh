@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # e2e/t_stack: the shipped Gluetun + Tailscale stack (compose/) in the test
-# world (tests/e2e/world.sh), against real headscale, real Gluetun and real
+# world (tests/e2e/world.sh), against real headscale, Gluetun (or its stand-in
+# peers/vpnclient where Gluetun cannot be built) and real
 # tailscaled, judged from outside the node: counters on the home router
 # (LAN side), on the VPN server (tunnel side) and at the control server, the
 # echo and DNS servers' logs, the client's own view.
@@ -9,8 +10,10 @@
 #   It proves the counters with the leak vNode exists to stop: tailscaled's
 #   control traffic goes into the tunnel (Gluetun's rule 101 takes every
 #   unmarked-by-51820 packet) and the control server sees the VPN address.
-# Phase 3: the VPN server stopped and started, the agent's container
-#   restarted: fail closed, then back without restarting anything else.
+# Phase 3: the tunnel restarted through the VPN client's control server,
+#   the VPN server stopped and started, the agent's container restarted,
+#   tailscaled killed: fail closed, /readyz and Docker's health follow, then
+#   back without restarting anything else.
 # Phase 2, vNode: the agent in the namespace before tailscaled starts
 #   (`vnoded -- containerboot`, the agent image's entrypoint; until the agent
 #   supervises a child, the sidecar image beside plain containerboot).
@@ -22,17 +25,13 @@
 img_ok() { docker image inspect "$1" >/dev/null 2>&1; }
 has_node() { [ -n "$(node_ip 2>/dev/null)" ]; }
 ns_has() { ns "${@:2}" 2>/dev/null | grep -Eq -- "$1"; }	# REGEX CMD...
-ts_up() { docker exec "$W-tailscale" tailscale --socket=/tmp/tailscaled.sock status >/dev/null 2>&1; }
 post_rules_ran() { docker exec "$W-gluetun" iptables -S FORWARD | grep -q -- '-i tailscale0 -o tun0 -j ACCEPT'; }
 if ! docker info >/dev/null 2>&1; then skip "stack" "no Docker engine here"; exit 0; fi
 if [ ${#DC[@]} -eq 0 ]; then skip "stack" "neither docker-compose nor docker compose"; exit 0; fi
 for i in "$IMG_TS" "$IMG_HEADSCALE" "$IMG_WORLD" "$IMG_AGENT" "$IMG_SIDECAR"; do
 	img_ok "$i" || { skip "stack" "image $i missing (tests/e2e/images.sh)"; exit 0; }
 done
-if ! img_ok "$IMG_GLUETUN"; then
-	skip "stack" "no Gluetun image: $(cat "$E2E_CACHE/gluetun.unavailable" 2>/dev/null || echo 'not built') (README, end-to-end test)"
-	exit 0
-fi
+pick_vpn_client || exit 0
 
 trap world_down EXIT
 t0=$SECONDS
@@ -41,9 +40,9 @@ ok "world up: internet, VPN server, router, headscale, client ($((SECONDS - t0))
 
 # --- phase 1: containerboot alone ------------------------------------------
 stack_env
-if stack_up "$E2E_DIR/compose.containerboot.yml" gluetun; then ok "Gluetun healthy (custom WireGuard provider, userspace)"
-else fail "Gluetun healthy" "not healthy in 90 s"; exit 0; fi
-check "Gluetun ran the shipped post-rules.txt" post_rules_ran
+if stack_up "$E2E_DIR/compose.containerboot.yml" gluetun; then ok "VPN client healthy: $vc (custom WireGuard provider, userspace)"
+else fail "VPN client healthy ($vc)" "not healthy in 120 s"; exit 0; fi
+check "the VPN client ran the shipped post-rules.txt" post_rules_ran
 stack_up "$E2E_DIR/compose.containerboot.yml" tailscale || { fail "baseline: tailscale up" "compose failed"; exit 0; }
 if wait_for 150 has_node; then ok "baseline: node registered in headscale as $(node_ip)"
 else fail "baseline: node registered" "$(docker logs "$W-tailscale" 2>&1 | tail -5 | tr '\n' ' ')"; exit 0; fi
@@ -65,7 +64,7 @@ if [ $supervise = 1 ]; then
 	# Docker mounts it itself and the volume line goes.
 	ov=$WDIR/compose.e2e.host.yml
 	if [ "$(stat -f -c %T /sys/fs/cgroup/unified 2>/dev/null)" = cgroup2fs ]; then cp "$E2E_DIR/compose.e2e.yml" "$ov"
-	else sed '/volumes:/d; /sys\/fs\/cgroup/d' "$E2E_DIR/compose.e2e.yml" >"$ov"; fi
+	else sed '/^    volumes:$/{N; /sys\/fs\/cgroup/d}' "$E2E_DIR/compose.e2e.yml" >"$ov"; fi
 	stack_up "$ov" tailscale || { fail "vnode: tailscale up" "compose failed"; exit 0; }
 	ok "agent image started as the stack's Tailscale container (vnoded -- containerboot)"
 else
@@ -80,39 +79,7 @@ check "table 51 (LAN) via the router" ns_has "default via $LAN_GW" ip route show
 check "table 53 (VPN) via tun0" ns_has 'default dev tun0' ip route show table 53
 check "nftables table inet vnode" ns_has 'table inet vnode' nft list tables
 
-wait_for 60 ts_up ||
-	{ fail "vnode: tailscaled running" "$(docker logs "$W-tailscale" 2>&1 | tail -5 | tr '\n' ' ')"; exit 0; }
-approve_exit && ok "exit routes approved in headscale" || fail "approve exit routes" "headscale refused"
-if client_up >/dev/null 2>&1; then ok "client joined, exit node $(node_ip)"
-else fail "client up with --exit-node" "$(wx client tailscale status 2>&1 | tail -3 | tr '\n' ' ')"; exit 0; fi
-wait_for 30 wx client tailscale ping -c 1 "$(node_ip)" || fail "client reaches the node" "tailscale ping failed"
-
-# The measured window starts now: every counter from zero.
-for h in vpn router hsmon; do counter_reset "$h"; done
-sleep 2
-out=$(wx client curl -s -m 10 "http://$ECHO/")
-expect_eq "client HTTP via the exit node arrives from the VPN address" "${out%%:*}" "src=$VPN"
-out=$(wx client sh -c "echo e2e | nc -u -w 3 $ECHO 7")
-expect_eq "client UDP via the exit node arrives from the VPN address" "${out%%:*}" "src=$VPN"
-check "client ping via the exit node" wx client ping -c 3 -W 3 "$ECHO"
-name=probe-$RANDOM.vnode-e2e.net
-wx client dig +time=5 +tries=2 @100.100.100.100 "$name" >/dev/null 2>&1
-askers=$(wx internet grep " name=$name " /tmp/echo.log | sed -n 's/.*asker=\([^ ]*\).*/\1/p' | sort -u | tr '\n' ' ')
-expect_eq "client DNS through the exit node reaches the DNS server from the VPN address only" "$askers" "$VPN "
-sleep 20	# let tailscaled's keepalives, netcheck and map polls run in the window
-c=$(counter router lan_client); t=$(counter vpn tunnel_control); k=$(counter vpn tunnel_client)
-expect_eq "leak: client packets on the LAN (router counter)" "$c" 0
-expect_eq "leak: tailscaled's packets in the tunnel (VPN server counter)" "$t" 0
-[ "${k:-0}" -gt 0 ] && ok "client traffic seen in the tunnel ($k packets)" || fail "client traffic in the tunnel" "tunnel_client=$k"
-l=$(counter hsmon hs_from_lan); v=$(counter hsmon hs_from_vpn)
-if [ "${l:-0}" -gt 0 ] && [ "${v:-1}" -eq 0 ]; then ok "headscale reached from the LAN's address only ($l packets, 0 from the VPN)"
-else fail "headscale sees the LAN address" "from LAN $l, from VPN $v"; fi
-peer=$(wx client tailscale status --json | python3 -c 'import json,sys; d=json.load(sys.stdin); print([p.get("CurAddr","") for p in d["Peer"].values() if p["HostName"]=="vnode"][0])')
-case $peer in
-"$VPN":*) fail "client's direct path to the node" "through the VPN: $peer" ;;
-"") ok "client reaches the node over DERP (no direct path)" ;;
-*) ok "client's direct path to the node is the LAN's public address ($peer)" ;;
-esac
+exit_node_guarantees || exit 0
 # Docker's health is the agent's readiness (HEALTHCHECK vnoded probe).
 agent=$W-tailscale; [ $supervise = 0 ] && agent=$W-vnoded
 healthy() { [ "$(docker inspect -f '{{.State.Health.Status}}' "$agent" 2>/dev/null)" = healthy ]; }
@@ -137,6 +104,42 @@ expect_eq "/status: the two faces are unlinkable" "$(status_field exit.unlinkabl
 # --- phase 3: things go away and come back ----------------------------------
 echo_ok() { [ "$(wx client curl -s -m 2 "http://$ECHO/" 2>/dev/null | cut -d: -f1)" = "src=$VPN" ]; }
 rules_once() { [ -z "$(ns ip rule | sort | uniq -d)" ]; }
+readyz_code() { ns curl -s -o /dev/null -m 3 -w '%{http_code}' http://127.0.0.1:9911/readyz; }
+health_is() { [ "$(docker inspect -f '{{.State.Health.Status}}' "$agent" 2>/dev/null)" = "$1" ]; }
+started() { docker inspect -f '{{.Name}} {{.State.StartedAt}} {{.RestartCount}}' "$@" | tr '\n' ' '; }
+vpn_ctl() {	# running|stopped: Gluetun's control server, from inside the namespace
+	ns curl -s -m 20 -X PUT -H 'Content-Type: application/json' \
+		-d "{\"status\":\"$1\"}" http://127.0.0.1:8000/v1/vpn/status
+}
+# The VPN client restarts its tunnel (its control server: rule 101 goes,
+# then tun0): fail closed, /readyz and Docker's health follow, and traffic
+# comes back with no container restarted.
+before=$(started "$W-gluetun" "$agent")
+counter_reset router
+out=$(vpn_ctl stopped)
+case $out in *stopped*) ok "control server: tunnel stopped ($out)" ;;
+*) fail "control server: PUT /v1/vpn/status stopped" "answer: '$out'" ;; esac
+t1=$SECONDS
+echo_ok && fail "tunnel stopped: client traffic stops" "the echo server still answered" ||
+	ok "tunnel stopped: client traffic stops"
+wx client ping -c 3 -W 2 "$ECHO" >/dev/null 2>&1
+wx client dig +time=2 +tries=1 @100.100.100.100 "stopped-$RANDOM.vnode-e2e.net" >/dev/null 2>&1
+expect_eq "tunnel stopped: /readyz" "$(readyz_code)" 503
+if wait_for 60 health_is unhealthy; then ok "tunnel stopped: Docker health turns unhealthy ($((SECONDS - t1))s)"
+else fail "tunnel stopped: Docker health turns unhealthy" "still $(docker inspect -f '{{.State.Health.Status}}' "$agent")"; fi
+expect_eq "tunnel stopped: client packets on the LAN" "$(counter router lan_client)" 0
+out=$(vpn_ctl running)
+case $out in *running*) ok "control server: tunnel running again" ;;
+*) fail "control server: PUT /v1/vpn/status running" "answer: '$out'" ;; esac
+t1=$SECONDS
+if wait_for 120 echo_ok; then ok "tunnel restarted: client traffic resumes from the VPN address ($((SECONDS - t1))s)"
+else fail "tunnel restarted: client traffic resumes" "not within 120 s"; fi
+expect_eq "tunnel restarted: /readyz" "$(readyz_code)" 200
+wait_for 60 healthy && ok "tunnel restarted: Docker health healthy again" ||
+	fail "tunnel restarted: Docker health healthy again" "$(docker inspect -f '{{.State.Health.Status}}' "$agent")"
+expect_eq "tunnel stopped and restarted: client packets on the LAN" "$(counter router lan_client)" 0
+expect_eq "tunnel restarted: no container restarted" "$(started "$W-gluetun" "$agent")" "$before"
+
 # The VPN server dies: client traffic stops, nothing of it on the LAN; it
 # comes back without any container of the stack restarted.
 counter_reset router
@@ -164,6 +167,24 @@ wait_for 90 healthy && ok "agent container restarted: healthy again" || fail "ag
 sleep 10
 expect_eq "agent container restarted: client packets on the LAN" "$(counter router lan_client)" 0
 expect_eq "agent container restarted: tailscaled's packets in the tunnel" "$(counter vpn tunnel_control)" 0
+
+# tailscaled dies alone: containerboot and the agent exit after it and
+# Docker's restart policy brings the container back (a crash, not a
+# `docker restart`): the same guarantees.
+counter_reset router; counter_reset vpn
+rc0=$(docker inspect -f '{{.RestartCount}}' "$agent")
+docker exec "$agent" sh -c 'for p in /proc/[0-9]*; do [ "$(cat $p/comm 2>/dev/null)" = tailscaled ] && kill -9 ${p#/proc/}; done'
+t1=$SECONDS
+restarted() { [ "$(docker inspect -f '{{.RestartCount}}' "$agent")" -gt "$rc0" ]; }
+if wait_for 60 restarted; then ok "tailscaled killed: the container restarts by its policy ($((SECONDS - t1))s)"
+else fail "tailscaled killed: the container restarts" "restart count still $rc0, state $(docker inspect -f '{{.State.Status}}' "$agent")"; fi
+if wait_for 90 echo_ok; then ok "tailscaled killed: client traffic resumes ($((SECONDS - t1))s)"
+else fail "tailscaled killed: client traffic resumes" "not within 90 s"; fi
+check "tailscaled killed: each rule once" rules_once
+wait_for 90 healthy && ok "tailscaled killed: healthy again" || fail "tailscaled killed: healthy again" "health $(docker inspect -f '{{.State.Health.Status}}' "$agent")"
+sleep 5
+expect_eq "tailscaled killed: client packets on the LAN" "$(counter router lan_client)" 0
+expect_eq "tailscaled killed: tailscaled's packets in the tunnel" "$(counter vpn tunnel_control)" 0
 
 # The agent heals what others change; it must not fight its own changes:
 # measured before, in a container, each of its transactions looked foreign

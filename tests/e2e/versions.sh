@@ -15,6 +15,8 @@ IMG_TS=tailscale/tailscale:$TS_VERSION
 IMG_HEADSCALE=headscale/headscale:${HEADSCALE_VERSION#v}
 IMG_GLUETUN=qmcgaw/gluetun:$GLUETUN_VERSION
 IMG_WORLD=vnode-e2e/world:latest
+# Gluetun's stand-in when the Gluetun image cannot be built (peers/vpnclient)
+IMG_VPNCLIENT=vnode-e2e/vpnclient:latest
 IMG_AGENT=vnode/vnode:dev
 IMG_SIDECAR=vnode/vnode-sidecar:dev
 

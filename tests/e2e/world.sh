@@ -28,7 +28,26 @@ else DC=(); fi
 
 W=""	# run prefix, set by world_up
 wx() { local c=$1; shift; docker exec "$W-$c" "$@"; }	# run in a world container
-dc() { "${DC[@]}" --env-file "$WDIR/stack.env" -p "$W" -f "$COMPOSE_DIR/docker-compose.yml" -f "$WDIR/e2e.override.yml" "$@"; }
+DC_EXTRA=()	# more -f FILE for dc (the drop-in test adds the drop-in file)
+dc() { "${DC[@]}" --env-file "$WDIR/stack.env" -p "$W" -f "$COMPOSE_DIR/docker-compose.yml" "${DC_EXTRA[@]}" -f "$WDIR/e2e.override.yml" "$@"; }
+
+# pick_vpn_client: sets VPN_CLIENT_IMAGE (the stack's GLUETUN_IMAGE) and vc
+# (its description). Gluetun itself where its image could be built, else
+# its stand-in (peers/vpnclient: plain WireGuard with Gluetun's measured
+# rules, firewall and control-server subset), saying so;
+# E2E_VPN_CLIENT=vpnclient forces the stand-in. Returns 1 (skipped) if
+# neither image exists.
+pick_vpn_client() {
+	if docker image inspect "$IMG_GLUETUN" >/dev/null 2>&1 && [ "${E2E_VPN_CLIENT:-auto}" != vpnclient ]; then
+		VPN_CLIENT_IMAGE=$IMG_GLUETUN; vc="Gluetun $GLUETUN_VERSION"
+	elif docker image inspect "$IMG_VPNCLIENT" >/dev/null 2>&1; then
+		VPN_CLIENT_IMAGE=$IMG_VPNCLIENT; vc="Gluetun's stand-in $IMG_VPNCLIENT"
+		echo "  note  Gluetun's image is not built here ($(cat "$E2E_CACHE/gluetun.unavailable" 2>/dev/null || echo 'no binary')):"
+		echo "        the VPN client is $IMG_VPNCLIENT, a plain WireGuard client in Gluetun's place (tests/e2e/README.md)"
+	else
+		skip "${T_FILE#t_}" "neither $IMG_GLUETUN nor $IMG_VPNCLIENT exists (tests/e2e/images.sh)"; return 1
+	fi
+}
 
 # world_net: picks K and makes the internet bridge and the LAN parent.
 world_net() {
@@ -138,7 +157,7 @@ router_lan() {
 stack_env() {
 	cat >"$WDIR/stack.env" <<-EOF
 	VNODE_IMAGE=${E2E_NODE_IMAGE:-$IMG_AGENT}
-	GLUETUN_IMAGE=$IMG_GLUETUN
+	GLUETUN_IMAGE=${VPN_CLIENT_IMAGE:-$IMG_GLUETUN}
 	GLUETUN_CONTAINER_NAME=$W-gluetun
 	TAILSCALE_CONTAINER_NAME=$W-tailscale
 	LAN_PARENT=vn$K
@@ -165,6 +184,7 @@ stack_env() {
 	TS_TAILSCALED_EXTRA_ARGS=--no-logs-no-support
 	VNODE_EXIT_IP_URL=http://$ECHO/ip
 	VNODE_EXIT_IP_INTERVAL=10
+	E2E_GLUETUN_AUTH=$E2E_DIR/gluetun-auth.toml
 	EOF
 	[ $# -eq 0 ] || printf '%s\n' "$@" >>"$WDIR/stack.env"
 }
@@ -232,6 +252,50 @@ counter_reset() { wx "$1" nft reset counters table inet e2e >/dev/null; }
 counter() {
 	wx "$1" nft -j list counter inet e2e "$2" 2>/dev/null |
 		python3 -c 'import json,sys; print([o["counter"]["packets"] for o in json.load(sys.stdin)["nftables"] if "counter" in o][0])'
+}
+
+# exit_node_guarantees: with the stack up (agent and tailscaled in the
+# namespace), the exit node's promises judged from outside, checks 1-3 of
+# the issue: the client joins with the node as exit node; its TCP, UDP,
+# ping and DNS leave from the VPN address; nothing of it on the LAN;
+# nothing of tailscaled's in the tunnel; headscale sees the LAN. Returns 1
+# when the rest of a test cannot go on.
+ts_up() { docker exec "$W-tailscale" tailscale --socket=/tmp/tailscaled.sock status >/dev/null 2>&1; }
+exit_node_guarantees() {
+	local out name askers c t k l v peer h
+	wait_for 60 ts_up ||
+		{ fail "vnode: tailscaled running" "$(docker logs "$W-tailscale" 2>&1 | tail -5 | tr '\n' ' ')"; return 1; }
+	approve_exit && ok "exit routes approved in headscale" || fail "approve exit routes" "headscale refused"
+	if client_up >/dev/null 2>&1; then ok "client joined, exit node $(node_ip)"
+	else fail "client up with --exit-node" "$(wx client tailscale status 2>&1 | tail -3 | tr '\n' ' ')"; return 1; fi
+	wait_for 30 wx client tailscale ping -c 1 "$(node_ip)" || fail "client reaches the node" "tailscale ping failed"
+
+	# The measured window starts now: every counter from zero.
+	for h in vpn router hsmon; do counter_reset "$h"; done
+	sleep 2
+	out=$(wx client curl -s -m 10 "http://$ECHO/")
+	expect_eq "client HTTP via the exit node arrives from the VPN address" "${out%%:*}" "src=$VPN"
+	out=$(wx client sh -c "echo e2e | nc -u -w 3 $ECHO 7")
+	expect_eq "client UDP via the exit node arrives from the VPN address" "${out%%:*}" "src=$VPN"
+	check "client ping via the exit node" wx client ping -c 3 -W 3 "$ECHO"
+	name=probe-$RANDOM.vnode-e2e.net
+	wx client dig +time=5 +tries=2 @100.100.100.100 "$name" >/dev/null 2>&1
+	askers=$(wx internet grep " name=$name " /tmp/echo.log | sed -n 's/.*asker=\([^ ]*\).*/\1/p' | sort -u | tr '\n' ' ')
+	expect_eq "client DNS through the exit node reaches the DNS server from the VPN address only" "$askers" "$VPN "
+	sleep 20	# let tailscaled's keepalives, netcheck and map polls run in the window
+	c=$(counter router lan_client); t=$(counter vpn tunnel_control); k=$(counter vpn tunnel_client)
+	expect_eq "leak: client packets on the LAN (router counter)" "$c" 0
+	expect_eq "leak: tailscaled's packets in the tunnel (VPN server counter)" "$t" 0
+	[ "${k:-0}" -gt 0 ] && ok "client traffic seen in the tunnel ($k packets)" || fail "client traffic in the tunnel" "tunnel_client=$k"
+	l=$(counter hsmon hs_from_lan); v=$(counter hsmon hs_from_vpn)
+	if [ "${l:-0}" -gt 0 ] && [ "${v:-1}" -eq 0 ]; then ok "headscale reached from the LAN's address only ($l packets, 0 from the VPN)"
+	else fail "headscale sees the LAN address" "from LAN $l, from VPN $v"; fi
+	peer=$(wx client tailscale status --json | python3 -c 'import json,sys; d=json.load(sys.stdin); print([p.get("CurAddr","") for p in d["Peer"].values() if p["HostName"]=="vnode"][0])')
+	case $peer in
+	"$VPN":*) fail "client's direct path to the node" "through the VPN: $peer" ;;
+	"") ok "client reaches the node over DERP (no direct path)" ;;
+	*) ok "client's direct path to the node is the LAN's public address ($peer)" ;;
+	esac
 }
 
 world_down() {
