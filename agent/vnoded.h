@@ -41,6 +41,10 @@ struct ev_loop;
 #define EXITIP_MAX_URLS		4
 #define EXITIP_URL_LEN		256
 #define NFT_TABLE		"vnode"
+/* VNODE_ATTACH_NAME: at most this many names of at most this many bytes
+ * (the kernel's TASK_COMM_LEN is 16, NUL included) */
+#define ATTACH_NAMES		8
+#define ATTACH_COMM_LEN		15
 
 struct addr {
 	int		 family;	/* 0: unset, AF_INET, AF_INET6 */
@@ -90,6 +94,8 @@ struct config {
 	enum cls_where	 cgroup;
 	int		 attach_pid;		/* 0: none */
 	char		 attach_cgroup[256];	/* "": none */
+	/* names compared with /proc/PID/comm, comma-separated ("": none) */
+	char		 attach_name[ATTACH_NAMES * (ATTACH_COMM_LEN + 1)];
 	/* exit-address sources, tried in turn; "gluetun" and "tailscaled"
 	 * name the local services, anything else is an http(s) URL */
 	char		 exit_ip_url[EXITIP_MAX_URLS][EXITIP_URL_LEN];
