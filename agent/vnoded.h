@@ -238,8 +238,10 @@ void	exitip_start(struct ev_loop *, const struct config *);
 void	exitip_kick(void);
 void	exitip_stop(void);
 
-/* probe.c: `vnoded probe`; exit status 0 when the endpoint answers 200 */
-int	probe_run(const struct config *, bool ready);
+/* probe.c: `vnoded probe`; exit status 0 when the endpoint answers 200
+ * (PROBE_ARMED: or a 503 whose failures health_armed() excuses) */
+enum probe_kind { PROBE_LIVE, PROBE_READY, PROBE_ARMED };
+int	probe_run(const struct config *, enum probe_kind);
 
 /* The link-level view the agent acts on, read afresh on every sync. */
 struct ifview {
