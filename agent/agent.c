@@ -27,6 +27,7 @@ static struct view	last_view;
 static bool		have_view;
 static struct nft_extra extra;	/* the fallback classifier's rules */
 static int		 exit_code;	/* the supervised command's, or 0 */
+static struct ev_loop	*agent_loop;
 
 static int64_t
 now_s(void)
@@ -224,6 +225,18 @@ set_extra(void)
 	extra.postrouting_nat = nat;
 }
 
+/*
+ * --attach-name attached to a cgroup or let one go: the nftables
+ * classifier's rule names the new cgroup, or none (a path that is gone
+ * would make the whole table fail to load).
+ */
+static void
+attach_changed(void)
+{
+	set_extra();
+	sync_or_retry(agent_loop, false);
+}
+
 int
 agent_run(const struct config *c, int argc, char **argv)
 {
@@ -235,6 +248,7 @@ agent_run(const struct config *c, int argc, char **argv)
 	int		 ret, nfd, badsys;
 
 	clock_gettime(CLOCK_MONOTONIC, &t0);
+	agent_loop = loop;
 	cfg = c;
 	gws.gw = cfg->gw;
 	gws.gw6 = cfg->gw6;
@@ -298,6 +312,12 @@ agent_run(const struct config *c, int argc, char **argv)
 			return supervise_exit_code();
 		}
 	} else {
+		/*
+		 * No command. As a sidecar's PID 1, other containers' orphans
+		 * (tailscaled's children, once containerboot is gone) come to
+		 * us: libev's default loop reaps every child on SIGCHLD with no
+		 * watcher needed (its childcb; tests/classify/t_attach_name.sh).
+		 */
 		ev_signal_init(&term_w, stop_cb, SIGTERM);
 		ev_signal_start(loop, &term_w);
 		ev_signal_init(&int_w, stop_cb, SIGINT);
@@ -310,7 +330,11 @@ agent_run(const struct config *c, int argc, char **argv)
 	 * first sync that failed is retried from here */
 	route_drain_events();
 	sync_or_retry(loop, false);
+	/* rules, routes and the kill switch are in place: now look for it */
+	if (cfg->attach_name[0])
+		attach_start(loop, cfg, attach_changed);
 	ev_run(loop, 0);
+	attach_stop();
 	exitip_stop();
 	health_stop();
 	classify_stop();

@@ -65,11 +65,15 @@ static struct {
 	char		 dir[PATH_MAX];		/* its directory here */
 	char		 nftpath[PATH_MAX];	/* dir below /sys/fs/cgroup, "" if not */
 	int		 level;			/* for nft's socket cgroupv2 */
+	int		 level_off;		/* level = depth of cg + this */
+	bool		 tested;		/* level_off was self-tested */
 	uint32_t	 mark, mask;
+	enum cls_kind	 kind;			/* VNODE_CLASSIFIER */
 	bool		 ebpf;			/* the program is attached */
 	bool		 nft;			/* the core's ruleset must classify */
+	bool		 nft_ok;		/* --attach-name: nftables can */
 	bool		 own;			/* the agent itself is in cg */
-	uint64_t	 base;			/* count of the program replaced */
+	uint64_t	 base;			/* count of the programs replaced */
 } cls = { .cgfd = -1 };
 
 /* libbpf's print callback, routed into the agent's log. */
@@ -152,6 +156,17 @@ prog_count(int prog_fd)
 	return sum;
 }
 
+/* The kernel's id of program PROG_FD, 0 when it cannot say. */
+static uint32_t
+prog_id(int prog_fd)
+{
+	struct bpf_prog_info pi;
+	uint32_t len = sizeof(pi);
+
+	memset(&pi, 0, sizeof(pi));
+	return bpf_obj_get_info_by_fd(prog_fd, &pi, &len) < 0 ? 0 : pi.id;
+}
+
 /*
  * Our programs already attached directly to CGFD by a previous run: their
  * fds in OLD (up to MAX). Needs CAP_SYS_ADMIN (BPF_PROG_GET_FD_BY_ID);
@@ -204,14 +219,14 @@ bpf_hint(int err)
 }
 
 /*
- * Load the program with the configured mark and attach it to cls.cgfd,
- * replacing a predecessor's in place. Returns 0 or -errno (logged).
+ * Load the program with the configured mark into cls.skel (not attached).
+ * Returns 0 or -errno (logged).
  */
 static int
-ebpf_start(void)
+ebpf_load(void)
 {
 	struct classify_bpf *skel;
-	int	 old[8], nold, pfd, ret, i;
+	int	 ret;
 
 	libbpf_set_print(libbpf_log);
 	if ((skel = classify_bpf__open()) == NULL) {
@@ -224,35 +239,58 @@ ebpf_start(void)
 	if ((ret = classify_bpf__load(skel)) < 0) {
 		log_warnx("classify: kernel refused the BPF program: %s: %s",
 		    strerror(-ret), bpf_hint(-ret));
-		goto fail;
+		classify_bpf__destroy(skel);
+		return ret;
 	}
-	pfd = bpf_program__fd(skel->progs.vnode_classify);
+	cls.skel = skel;
+	return 0;
+}
 
+/*
+ * Attach the loaded program to cls.cgfd, replacing a predecessor's in
+ * place. A cgroup that already holds this very program (--attach-name's
+ * process restarted and its cgroup stayed) keeps it: attaching it twice
+ * would be refused. Returns 0 or -errno (logged).
+ */
+static int
+ebpf_attach(void)
+{
+	int	 old[8], nold, pfd, ret, i, j, first = 0;
+	uint32_t self;
+	bool	 here = false;
+
+	pfd = bpf_program__fd(cls.skel->progs.vnode_classify);
+	self = prog_id(pfd);
 	nold = find_ours(cls.cgfd, old, 8);
 	if (nold == -EPERM)
 		log_warnx("classify: cannot inspect programs already on %s "
 		    "(BPF_PROG_GET_FD_BY_ID needs CAP_SYS_ADMIN): attaching next to any "
 		    "a previous run left", cls.dir);
-	if (nold > 0) {
+	for (i = j = 0; i < nold; i++) {
+		if (self && prog_id(old[i]) == self) {
+			here = true;
+			close(old[i]);
+		} else
+			old[j++] = old[i];
+	}
+	if (nold > 0)
+		nold = j;
+	if (here) {
+		log_debug("classify: program %s already attached to cgroup %s",
+		    CLASSIFY_PROG_NAME, cls.dir);
+		ret = 0;
+	} else if (nold > 0) {
 		LIBBPF_OPTS(bpf_prog_attach_opts, o,
 		    .flags = BPF_F_ALLOW_MULTI | BPF_F_REPLACE,
 		    .replace_prog_fd = old[0]);
-		cls.base = prog_count(old[0]);
+		cls.base += prog_count(old[0]);
 		log_cmd("replace %s program %s on cgroup %s (mark 0x%x/0x%x)",
 		    "cgroup/sock_create", CLASSIFY_PROG_NAME, cls.dir, cls.mark, cls.mask);
 		ret = bpf_prog_attach_opts(pfd, cls.cgfd,
 		    BPF_CGROUP_INET_SOCK_CREATE, &o);
 		if (ret < 0)
 			ret = -errno;
-		/* More than one of ours (a run without CAP_SYS_ADMIN added one):
-		 * ours is in place now, so the others can go. */
-		for (i = 1; ret == 0 && i < nold; i++) {
-			cls.base += prog_count(old[i]);
-			if (bpf_prog_detach2(old[i], cls.cgfd, BPF_CGROUP_INET_SOCK_CREATE) < 0)
-				log_warn("classify: detach an older program from %s", cls.dir);
-		}
-		for (i = 0; i < nold; i++)
-			close(old[i]);
+		first = 1;
 	} else {
 		log_cmd("attach %s program %s to cgroup %s (mark 0x%x/0x%x)",
 		    "cgroup/sock_create", CLASSIFY_PROG_NAME, cls.dir, cls.mark, cls.mask);
@@ -261,6 +299,15 @@ ebpf_start(void)
 		if (ret < 0)
 			ret = -errno;
 	}
+	/* More than one of ours (a run without CAP_SYS_ADMIN added one): ours
+	 * is in place now, so the others can go. */
+	for (i = first; ret == 0 && i < nold; i++) {
+		cls.base += prog_count(old[i]);
+		if (bpf_prog_detach2(old[i], cls.cgfd, BPF_CGROUP_INET_SOCK_CREATE) < 0)
+			log_warn("classify: detach an older program from %s", cls.dir);
+	}
+	for (i = 0; i < nold; i++)
+		close(old[i]);
 	if (ret < 0) {
 		if (ret == -EPERM && nold >= 0)
 			log_warnx("classify: cannot attach to cgroup %s: %s (or another "
@@ -269,13 +316,24 @@ ebpf_start(void)
 		else
 			log_warnx("classify: cannot attach to cgroup %s: %s", cls.dir,
 			    strerror(-ret));
-		goto fail;
+		return ret;
 	}
-	cls.skel = skel;
 	cls.ebpf = true;
 	return 0;
-fail:
-	classify_bpf__destroy(skel);
+}
+
+/* Load and attach, for a classified cgroup known at start. 0 or -errno. */
+static int
+ebpf_start(void)
+{
+	int	 ret;
+
+	if ((ret = ebpf_load()) < 0)
+		return ret;
+	if ((ret = ebpf_attach()) < 0) {
+		classify_bpf__destroy(cls.skel);
+		cls.skel = NULL;
+	}
 	return ret;
 }
 
@@ -344,28 +402,25 @@ out:
  * cgroup below the cgroup namespace's root, which is what /proc/self/cgroup
  * shows; older kernels count from the host's root, which a namespaced agent
  * cannot see. So probe with the agent's own cgroup, starting at its
- * namespace depth, and apply the offset found to the classified cgroup.
- * Returns 0 or -1 (logged).
+ * namespace depth, and keep the offset found for the classified cgroup
+ * (cls.level_off; once: it is the kernel's and the namespace's, not the
+ * target's). Returns 0 or -1 (logged).
  */
 static int
-nft_prepare(void)
+nft_selftest(void)
 {
 	char	 own[PATH_MAX], dir[PATH_MAX];
 	int	 d, off, r = -1;
 
-	if (strncmp(cls.dir, SYSFS_CGROUP, strlen(SYSFS_CGROUP))) {
-		log_warnx("classify: cgroup directory %s is not below %s, where "
-		    "nftables resolves socket cgroupv2 paths", cls.dir, SYSFS_CGROUP);
-		return -1;
-	}
-	/* same size as cls.dir, which starts with SYSFS_CGROUP: it fits */
-	strcpy(cls.nftpath, cls.dir + strlen(SYSFS_CGROUP));
-	cls.level = path_depth(cls.cg);
+	if (cls.tested)
+		return 0;
 	if (cgroup_of_pid(0, own, sizeof(own)) < 0 ||
 	    cgroup_dir(own, dir, sizeof(dir)) < 0 ||
 	    strncmp(dir, SYSFS_CGROUP, strlen(SYSFS_CGROUP)) || !strcmp(own, "/")) {
 		log_warnx("classify: cannot self-test nftables socket cgroupv2 (agent in "
-		    "the root cgroup or outside %s); trusting level %d", SYSFS_CGROUP, cls.level);
+		    "the root cgroup or outside %s); trusting the cgroup's depth as level",
+		    SYSFS_CGROUP);
+		cls.tested = true;
 		return 0;
 	}
 	d = path_depth(own);
@@ -384,9 +439,69 @@ nft_prepare(void)
 		    "cgroup %s at levels %d-%d", own, d, d + 7);
 		return -1;
 	}
-	cls.level += off;
+	cls.level_off = off;
+	cls.tested = true;
 	log_info("classify: nftables socket cgroupv2 self-test: cgroup %s matches "
 	    "at level %d", own, d + off);
+	return 0;
+}
+
+/*
+ * The `socket cgroupv2` path and level of the classified cgroup (cls.dir,
+ * cls.cg): nft resolves paths only below /sys/fs/cgroup. 0 or -1 (logged).
+ */
+static int
+nft_target(void)
+{
+	if (strncmp(cls.dir, SYSFS_CGROUP, strlen(SYSFS_CGROUP))) {
+		log_warnx("classify: cgroup directory %s is not below %s, where "
+		    "nftables resolves socket cgroupv2 paths", cls.dir, SYSFS_CGROUP);
+		return -1;
+	}
+	/* same size as cls.dir, which starts with SYSFS_CGROUP: it fits */
+	strcpy(cls.nftpath, cls.dir + strlen(SYSFS_CGROUP));
+	cls.level = path_depth(cls.cg) + cls.level_off;
+	return 0;
+}
+
+static int
+nft_prepare(void)
+{
+	if (nft_target() < 0 || nft_selftest() < 0)
+		return -1;
+	return nft_target();
+}
+
+/*
+ * cls.dir and cls.cgfd for the path in cls.cg; the root of the hierarchy
+ * is refused (ATTACH: the target was named, so no hint to name it).
+ * Returns 0 or -1 (logged).
+ */
+static int
+target_dir(bool attach)
+{
+	int	 ret;
+
+	if (!cls.dir[0] && (ret = cgroup_dir(cls.cg, cls.dir, sizeof(cls.dir))) < 0) {
+		log_warnx("classify: no cgroup2 mount shows cgroup %s: %s (in Docker on a "
+		    "hybrid cgroup host, mount /sys/fs/cgroup/unified read-only into the "
+		    "container; give --attach-cgroup as /proc/PID/cgroup shows it)",
+		    cls.cg, strerror(-ret));
+		return -1;
+	}
+	if ((cls.cgfd = cgroup_open(cls.dir)) < 0) {
+		log_warnx("classify: open cgroup %s: %s", cls.dir, strerror(-cls.cgfd));
+		return -1;
+	}
+	if (cgroup_is_root(cls.cgfd)) {
+		log_warnx("classify: cgroup %s is the root of the cgroup2 hierarchy: "
+		    "classifying it would mark every process of the host; run vnoded "
+		    "in a cgroup of its own (a container, a systemd unit)%s", cls.dir,
+		    attach ? "" : ", or give the target with --attach-cgroup");
+		close(cls.cgfd);
+		cls.cgfd = -1;
+		return -1;
+	}
 	return 0;
 }
 
@@ -418,25 +533,8 @@ target_open(const struct config *cfg)
 	else
 		snprintf(cls.cg, sizeof(cls.cg), "%s", own);
 
-	if (!cls.dir[0] && (ret = cgroup_dir(cls.cg, cls.dir, sizeof(cls.dir))) < 0) {
-		log_warnx("classify: no cgroup2 mount shows cgroup %s: %s (in Docker on a "
-		    "hybrid cgroup host, mount /sys/fs/cgroup/unified read-only into the "
-		    "container; give --attach-cgroup as /proc/PID/cgroup shows it)",
-		    cls.cg, strerror(-ret));
+	if (target_dir(cfg->attach_pid || cfg->attach_cgroup[0]) < 0)
 		return -1;
-	}
-	if ((cls.cgfd = cgroup_open(cls.dir)) < 0) {
-		log_warnx("classify: open cgroup %s: %s", cls.dir, strerror(-cls.cgfd));
-		return -1;
-	}
-	if (cgroup_is_root(cls.cgfd)) {
-		log_warnx("classify: cgroup %s is the root of the cgroup2 hierarchy: "
-		    "classifying it would mark every process of the host; run vnoded "
-		    "in a cgroup of its own (a container, a systemd unit)%s", cls.dir,
-		    cfg->attach_pid || cfg->attach_cgroup[0] ? "" :
-		    ", or give the target with --attach-cgroup");
-		return -1;
-	}
 	if (!cfg->attach_pid && !cfg->attach_cgroup[0] && cfg->cgroup == CLS_CHILD) {
 		int	 fd = cgroup_mkchild(cls.cgfd, CHILD_CGROUP);
 		if (fd < 0) {
@@ -458,6 +556,38 @@ target_open(const struct config *cfg)
 }
 
 /*
+ * --attach-name: no process to classify yet (attach.c finds it and calls
+ * classify_attach()). Load the program and self-test nftables now, so that
+ * a kernel that refuses both is known at start (exit 1), not once
+ * tailscaled runs. Returns 0 or -1 (logged).
+ */
+static int
+byname_start(void)
+{
+	int	 ret = -1;
+
+	if (cls.kind != CLS_NFT)
+		ret = ebpf_load();
+	if (ret < 0 && cls.kind == CLS_EBPF) {
+		log_warnx("classify: VNODE_CLASSIFIER=ebpf and the program cannot be loaded");
+		return -1;
+	}
+	cls.nft_ok = nft_selftest() == 0;
+	if (!cls.nft_ok && ret < 0) {
+		log_warnx("classify: neither eBPF nor nftables socket cgroupv2 can "
+		    "classify: refusing to run unclassified");
+		return -1;
+	}
+	if (!cls.nft_ok)
+		log_warnx("classify: sockets tailscaled opens before each attach will "
+		    "stay unclassified");
+	if (ret < 0)
+		log_warnx("classify: the nftables socket cgroupv2 classifier will "
+		    "classify alone");
+	return 0;
+}
+
+/*
  * Attach the classifier before the command starts (COMMAND: there is one;
  * without a command and without --attach-*, there is nothing to classify:
  * the agent then only routes, and says so). Returns 0, or -1 after logging
@@ -471,14 +601,17 @@ classify_start(const struct config *cfg, bool command)
 
 	vstate.classifier = "none";
 	vstate.ok_classifier = false;
-	if (!command && !attach) {
-		log_info("classify: no command and no --attach-pid/--attach-cgroup: "
-		    "classifying nothing");
+	if (!command && !attach && !cfg->attach_name[0]) {
+		log_info("classify: no command and no --attach-pid/--attach-cgroup/"
+		    "--attach-name: classifying nothing");
 		vstate.ok_classifier = true;
 		return 0;
 	}
 	cls.mark = cfg->mark;
 	cls.mask = cfg->mark_mask;
+	cls.kind = cfg->classifier;
+	if (cfg->attach_name[0])
+		return byname_start();
 	if (target_open(cfg) < 0)
 		return -1;
 	log_info("classify: cgroup %s (%s)", cls.dir, attach ? "attach mode" :
@@ -513,6 +646,70 @@ classify_start(const struct config *cfg, bool command)
 	vstate.classifier = cls.ebpf ? "ebpf" : "nft";
 	vstate.ok_classifier = true;
 	return 0;
+}
+
+/*
+ * --attach-name found process PID: classify its cgroup as --attach-pid does
+ * at start (the program from birth, nftables for sockets opened before).
+ * Returns 0, or -1 (logged) when that cgroup cannot be classified.
+ */
+int
+classify_attach(pid_t pid)
+{
+	int	 ret = -1;
+
+	cls.dir[0] = '\0';
+	if ((ret = cgroup_of_pid(pid, cls.cg, sizeof(cls.cg))) < 0) {
+		log_warnx("classify: pid %d: cannot read its cgroup: %s", (int)pid,
+		    strerror(-ret));
+		goto fail;
+	}
+	if (target_dir(true) < 0)
+		goto fail;
+	log_info("classify: cgroup %s (attach mode)", cls.dir);
+	ret = -1;
+	if (cls.skel && (ret = ebpf_attach()) < 0 && cls.kind == CLS_EBPF) {
+		log_warnx("classify: VNODE_CLASSIFIER=ebpf and the program is not attached");
+		goto fail;
+	}
+	cls.nft = cls.nft_ok && nft_target() == 0;
+	if (ret < 0 && !cls.nft) {
+		log_warnx("classify: neither eBPF nor nftables socket cgroupv2 can "
+		    "classify cgroup %s", cls.dir);
+		goto fail;
+	}
+	if (ret == 0 && !cls.nft)
+		log_warnx("classify: sockets tailscaled opened before the attach "
+		    "stay unclassified");
+	if (ret < 0)
+		log_warnx("classify: nftables socket cgroupv2 level %d \"%s\" alone "
+		    "classifies it", cls.level, cls.nftpath);
+	vstate.classifier = cls.ebpf ? "ebpf" : "nft";
+	vstate.ok_classifier = true;
+	return 0;
+fail:
+	classify_release();
+	return -1;
+}
+
+/*
+ * --attach-name's process is gone: forget its cgroup. The program stays
+ * attached there: it must outlive the agent anyway, and whatever of
+ * tailscaled still runs in that cgroup stays classified (a restarted
+ * container gets a new cgroup, where the next attach puts it). The
+ * nftables rule goes (set_extra), since a table naming a cgroup path that
+ * no longer exists cannot be loaded.
+ */
+void
+classify_release(void)
+{
+	if (cls.cgfd >= 0)
+		close(cls.cgfd);
+	cls.cgfd = -1;
+	cls.cg[0] = cls.dir[0] = cls.nftpath[0] = '\0';
+	cls.ebpf = cls.nft = false;
+	vstate.classifier = "none";
+	vstate.ok_classifier = false;
 }
 
 int
@@ -621,10 +818,22 @@ classify_detach(const struct config *cfg)
 	int	 old[8], n, d = 0;
 
 	/* an agent in the root cgroup never attached there: nothing to undo */
-	if (!cfg->attach_pid && !cfg->attach_cgroup[0] &&
+	if (!cfg->attach_pid && !cfg->attach_cgroup[0] && !cfg->attach_name[0] &&
 	    (cgroup_of_pid(0, own, sizeof(own)) < 0 || !strcmp(own, "/")))
 		return 0;
-	if (target_open(cfg) < 0)
+	if (cfg->attach_name[0]) {
+		/* the cgroup of the process running now; the program went
+		 * with the cgroups of those that ran before */
+		pid_t	 pid = attach_find(cfg);
+		if (pid <= 0) {
+			log_info("classify: no process named %s: no cgroup to detach from",
+			    cfg->attach_name);
+			return 0;
+		}
+		if (cgroup_of_pid(pid, cls.cg, sizeof(cls.cg)) < 0 ||
+		    target_dir(true) < 0)
+			return -1;
+	} else if (target_open(cfg) < 0)
 		return -1;
 	if ((n = find_ours(cls.cgfd, old, 8)) < 0) {
 		log_warnx("classify: cannot list programs on %s: %s", cls.dir, strerror(-n));

@@ -455,6 +455,44 @@ set_attach_cgroup(struct config *c, const char *v)
 static void print_attach_cgroup(const struct config *c, FILE *f) { fputs(c->attach_cgroup, f); }
 
 /*
+ * Names as /proc/PID/comm shows them: comma-separated, blanks around each
+ * ignored, stored joined by single commas. The kernel cuts comm at 15
+ * bytes, so a longer name could never match: refused rather than cut.
+ */
+static int
+set_attach_name(struct config *c, const char *v)
+{
+	char	 buf[1024], out[sizeof(c->attach_name)], *tok, *rest = buf;
+	int	 n = 0;
+
+	if (strlen(v) >= sizeof(buf))
+		return -1;
+	strcpy(buf, v);
+	out[0] = '\0';
+	if (strspn(v, " \t") == strlen(v)) {
+		c->attach_name[0] = '\0';	/* empty: none */
+		return 0;
+	}
+	/* strsep, not strtok: "a,,b" is a mistake, not two names */
+	while ((tok = strsep(&rest, ",")) != NULL) {
+		char	*end;
+		tok += strspn(tok, " \t");
+		end = tok + strlen(tok);
+		while (end > tok && (end[-1] == ' ' || end[-1] == '\t'))
+			*--end = '\0';
+		if (*tok == '\0' || strlen(tok) > ATTACH_COMM_LEN ||
+		    strpbrk(tok, "\n\"") || n == ATTACH_NAMES)
+			return -1;
+		if (n++)
+			strcat(out, ",");
+		strcat(out, tok);
+	}
+	strcpy(c->attach_name, out);
+	return 0;
+}
+static void print_attach_name(const struct config *c, FILE *f) { fputs(c->attach_name, f); }
+
+/*
  * Host of an http(s) URL, lower-cased, into out. 0, or -1 when url is no
  * http(s) URL with a host (user info refused: it would be sent along).
  */
@@ -602,6 +640,7 @@ static const struct key keys[] = {
 	{ "VNODE_CGROUP", set_cgroup, print_cgroup, "self: classify the agent's own cgroup (container); child: a child cgroup for the command (needs a writable cgroup2 mount)" },
 	{ "VNODE_ATTACH_PID", set_attach_pid, print_attach_pid, "attach mode: classify the cgroup of this running process (its PID namespace shared)" },
 	{ "VNODE_ATTACH_CGROUP", set_attach_cgroup, print_attach_cgroup, "attach mode: classify this cgroup (path as in /proc/PID/cgroup, or a cgroup2 directory)" },
+	{ "VNODE_ATTACH_NAME", set_attach_name, print_attach_name, "attach mode: wait for a process with one of these comma-separated names (/proc/PID/comm, at most 15 characters each) in the agent's PID namespace, classify its cgroup, and again whenever it is restarted" },
 };
 #define NKEYS (sizeof(keys) / sizeof(keys[0]))
 
@@ -873,6 +912,11 @@ config_validate(const struct config *c)
 	}
 	if (c->attach_pid && c->attach_cgroup[0]) {
 		fprintf(stderr, "vnoded: VNODE_ATTACH_PID and VNODE_ATTACH_CGROUP exclude each other\n");
+		ret = -1;
+	}
+	if (c->attach_name[0] && (c->attach_pid || c->attach_cgroup[0])) {
+		fprintf(stderr, "vnoded: VNODE_ATTACH_NAME and VNODE_ATTACH_%s exclude each other\n",
+		    c->attach_pid ? "PID" : "CGROUP");
 		ret = -1;
 	}
 	if (c->dns_server.family) {

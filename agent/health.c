@@ -173,7 +173,12 @@ health_failures(const struct config *c, char *buf, size_t n)
 		    c->rule_prio, c->rule_prio + RULE_SLOTS - 1);
 	if (!vstate.ok_nft)
 		FAIL("nft: table inet %s is missing or incomplete", NFT_TABLE);
-	if (!vstate.ok_classifier)
+	if (!vstate.ok_classifier && vstate.attach == ATTACH_WAITING)
+		FAIL(READY_WAITING "%s", c->attach_name);
+	else if (!vstate.ok_classifier && vstate.attach == ATTACH_REFUSED)
+		FAIL("classifier: the cgroup of pid %d (%s) cannot be classified "
+		    "(see the log)", vstate.attach_pid, vstate.attach_comm);
+	else if (!vstate.ok_classifier)
 		FAIL("classifier: tailscaled's sockets are not being marked (%s)",
 		    vstate.classifier ? vstate.classifier : "none");
 	if (!vstate.ok_ts_if)
@@ -186,6 +191,34 @@ health_failures(const struct config *c, char *buf, size_t n)
 		    addr_str(&vstate.exit_vpn, a, sizeof(a)));
 #undef FAIL
 	return bad;
+}
+
+/*
+ * The guard is in place for tailscaled to start when nothing fails but:
+ * the tunnel (tun, vpn_route: the kill switch holds while it is down),
+ * tailscale0 (ts_if: tailscaled makes it), and --attach-name's classifier
+ * waiting for its process (the attach follows within ATTACH_FAST_S of the
+ * process's start). Anything else, a refused cgroup included, is not.
+ */
+bool
+health_armed(const char *fails)
+{
+	static const char *const excused[] = { "tun: ", "vpn_route: ", "ts_if: ",
+	    READY_WAITING, NULL };
+	const char *l = fails;
+
+	while (*l) {
+		size_t	 len = strcspn(l, "\n");
+		int	 i;
+
+		for (i = 0; len && excused[i]; i++)
+			if (!strncmp(l, excused[i], strlen(excused[i])))
+				break;
+		if (len && !excused[i])
+			return false;
+		l += len + (l[len] == '\n');
+	}
+	return true;
 }
 
 /* ---- pages -------------------------------------------------------------- */
@@ -240,6 +273,10 @@ page_metrics(struct out *o)
 	    "1 when every readiness check holds (GET /readyz answers 200).");
 	out_printf(o, "vnode_ready %d\n",
 	    health_failures(cfg, fails, sizeof(fails)) == 0);
+	metric_head(o, "vnode_armed", "gauge",
+	    "1 when tailscaled may start: every readiness check holds but the "
+	    "tunnel, tailscale0 and --attach-name's wait (vnoded probe --armed).");
+	out_printf(o, "vnode_armed %d\n", health_armed(fails));
 	metric_head(o, "vnode_check", "gauge",
 	    "Each readiness check: 1 holds, 0 fails.");
 	for (i = 0; i < sizeof(checks) / sizeof(checks[0]); i++)
@@ -406,15 +443,29 @@ page_status(struct out *o)
 	int	 nfail;
 	unsigned nrep, first;
 	struct timespec now;
-	bool	 firstf = true;
+	bool	 firstf = true, armed;
+	static const char *const attach_states[] = { [ATTACH_OFF] = "off",
+	    [ATTACH_WAITING] = "waiting", [ATTACH_ON] = "attached",
+	    [ATTACH_REFUSED] = "refused" };
 
 	counters_refresh(HEALTH_COUNTER_AGE);
 	clock_gettime(CLOCK_REALTIME, &now);
 	nfail = health_failures(cfg, fails, sizeof(fails));
+	armed = health_armed(fails);	/* before strtok_r cuts the lines */
 
 	out_printf(o, "{\"version\":\"%s\",", VNODE_VERSION);
 	out_printf(o, "\"state\":\"%s\",", vstate.vpn_up ? "up" : "down");
 	out_printf(o, "\"ready\":%s,", nfail ? "false" : "true");
+	out_printf(o, "\"armed\":%s,", armed ? "true" : "false");
+	/* --attach-name: what the agent waits for or watches */
+	out_printf(o, "\"attach\":{\"state\":\"%s\",", attach_states[vstate.attach]);
+	json_str(o, "names", cfg->attach_name, true);
+	if (vstate.attach_pid > 0) {
+		out_printf(o, "\"pid\":%d,", vstate.attach_pid);
+		json_str(o, "comm", vstate.attach_comm, false);
+	} else
+		out_printf(o, "\"pid\":null,\"comm\":null");
+	out_printf(o, "},");
 	out_printf(o, "\"failing\":[");
 	for (line = strtok_r(fails, "\n", &save); line;
 	    line = strtok_r(NULL, "\n", &save)) {

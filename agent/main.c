@@ -18,7 +18,7 @@ usage(FILE *f)
 	    "usage: vnoded [options] [-- command [args...]]\n"
 	    "       vnoded --check [options]\n"
 	    "       vnoded --cleanup [options]\n"
-	    "       vnoded probe [--live|--ready] [options]\n"
+	    "       vnoded probe [--live|--ready|--armed] [options]\n"
 	    "\n"
 	    "Keeps tailscaled's own traffic on the LAN and client traffic in the VPN,\n"
 	    "fail closed both ways, in the current network namespace.\n"
@@ -31,7 +31,10 @@ usage(FILE *f)
 	    "  --cleanup    remove the rules, routes and nftables table vnoded installs\n"
 	    "  --version    print the version\n"
 	    "  probe        ask the running agent's health endpoint (VNODE_HEALTH_LISTEN):\n"
-	    "               --ready (default) /readyz, --live /healthz; exit 0 on 200, else 1\n"
+	    "               --ready (default) /readyz, --live /healthz; exit 0 on 200, else 1;\n"
+	    "               --armed: exit 0 also while only tun, vpn_route, ts_if or\n"
+	    "               --attach-name's wait for its process fail (the guard is in\n"
+	    "               place: tailscaled may start; a sidecar's Docker health)\n"
 	    "  -h, --help   this text\n"
 	    "\n");
 	config_usage(f);
@@ -44,7 +47,8 @@ main(int argc, char **argv)
 	struct config	 cfg;
 	const char	*file = NULL;
 	bool		 check = false, cleanup = false, verbose = false;
-	bool		 probe = false, probe_ready = true;
+	bool		 probe = false;
+	enum probe_kind	 probe_kind = PROBE_READY;
 	int		 i = 1, bad = 0;
 	/* flags are applied after file and environment: keep them aside */
 	const char	*fkeys[64], *fvals[64];
@@ -57,8 +61,10 @@ main(int argc, char **argv)
 	}
 	for (; i < argc; i++) {
 		const char *a = argv[i];
-		if (probe && (!strcmp(a, "--live") || !strcmp(a, "--ready"))) {
-			probe_ready = !strcmp(a, "--ready");
+		if (probe && (!strcmp(a, "--live") || !strcmp(a, "--ready") ||
+		    !strcmp(a, "--armed"))) {
+			probe_kind = !strcmp(a, "--live") ? PROBE_LIVE :
+			    !strcmp(a, "--armed") ? PROBE_ARMED : PROBE_READY;
 			continue;
 		}
 		if (probe && !strcmp(a, "--")) {
@@ -142,7 +148,7 @@ main(int argc, char **argv)
 		return 2;
 	}
 	if (probe)
-		return probe_run(&cfg, probe_ready);
+		return probe_run(&cfg, probe_kind);
 	if (check && cleanup) {
 		fprintf(stderr, "vnoded: --check and --cleanup exclude each other\n");
 		return 2;

@@ -1,8 +1,12 @@
 /*
- * probe.c: `vnoded probe [--live|--ready]`, for a Docker HEALTHCHECK or a
- * Kubernetes exec probe. Asks the running agent's endpoint for /healthz
- * (--live) or /readyz (--ready, the default), prints the answer's body and
- * exits 0 on 200, 1 on anything else (no answer within 3 s included).
+ * probe.c: `vnoded probe [--live|--ready|--armed]`, for a Docker
+ * HEALTHCHECK or a Kubernetes exec probe. Asks the running agent's
+ * endpoint for /healthz (--live) or /readyz (--ready, the default), prints
+ * the answer's body and exits 0 on 200, 1 on anything else (no answer
+ * within 3 s included). --armed asks /readyz too and also exits 0 on a 503
+ * whose failing checks (one `name: reason` line each) health_armed()
+ * excuses: the sidecar's Docker health, on which the Tailscale container
+ * waits, while /readyz cannot hold before tailscaled runs (tailscale0).
  * Plain sockets, no libcurl: it runs every few seconds in every container.
  */
 #include <errno.h>
@@ -50,10 +54,11 @@ wait_fd(int fd, short events, const struct timespec *deadline)
 }
 
 int
-probe_run(const struct config *c, bool ready)
+probe_run(const struct config *c, enum probe_kind kind)
 {
 	char	 host[64], req[128], resp[8192];
-	const char *colon, *path = ready ? "/readyz" : "/healthz", *body;
+	const char *colon, *path = kind == PROBE_LIVE ? "/healthz" : "/readyz";
+	const char *body;
 	struct addrinfo hints = { .ai_socktype = SOCK_STREAM,
 	    .ai_flags = AI_NUMERICSERV }, *ai = NULL;
 	struct timespec deadline;
@@ -128,6 +133,10 @@ probe_run(const struct config *c, bool ready)
 	if ((body = strstr(resp, "\r\n\r\n")) != NULL)
 		fputs(body + 4, stdout);
 	ret = code == 200 ? 0 : 1;
+	if (kind == PROBE_ARMED && code == 503 && body && health_armed(body + 4)) {
+		printf("armed\n");
+		ret = 0;
+	}
 	goto out;
 syserr:
 	fprintf(stderr, "vnoded: probe: %s%s: %s\n", c->health_listen, path,

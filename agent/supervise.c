@@ -189,17 +189,22 @@ supervise_check(const struct config *cfg, int argc, char **argv)
 
 	char	 rpath[64], ns[INET6_ADDRSTRLEN + 8];
 
-	if ((cfg->attach_pid || cfg->attach_cgroup[0]) && argc > 0)
+	bool	 attach = cfg->attach_pid || cfg->attach_cgroup[0] ||
+	    cfg->attach_name[0];
+
+	if (attach && argc > 0)
 		return refuse("a command in attach mode",
-		    "--attach-pid/--attach-cgroup classify a running tailscaled; "
-		    "give either them or a command after --");
+		    "--attach-pid/--attach-cgroup/--attach-name classify a tailscaled "
+		    "started by someone else; give either them or a command after --");
 	/* tailscaled's resolv.conf: ours when we start it, the target's in
-	 * attach mode (through its root, since we share its PID namespace) */
+	 * attach mode (through its root, since we share its PID namespace);
+	 * --attach-name's target does not exist yet: ours, which a container
+	 * sharing Gluetun's network namespace shares with it too */
 	if (cfg->attach_pid)
 		snprintf(rpath, sizeof(rpath), "/proc/%d/root/etc/resolv.conf", cfg->attach_pid);
 	else
 		snprintf(rpath, sizeof(rpath), "/etc/resolv.conf");
-	if ((argc > 0 || cfg->attach_pid || cfg->attach_cgroup[0]) &&
+	if ((argc > 0 || attach) &&
 	    cfg->dns == DNS_VPN && resolv_doh(rpath, ns, sizeof(ns))) {
 		char	 what[sizeof(ns) + sizeof(rpath) + 16];
 		snprintf(what, sizeof(what), "nameserver %s in %s", ns, rpath);

@@ -41,6 +41,10 @@ struct ev_loop;
 #define EXITIP_MAX_URLS		4
 #define EXITIP_URL_LEN		256
 #define NFT_TABLE		"vnode"
+/* VNODE_ATTACH_NAME: at most this many names of at most this many bytes
+ * (the kernel's TASK_COMM_LEN is 16, NUL included) */
+#define ATTACH_NAMES		8
+#define ATTACH_COMM_LEN		15
 
 struct addr {
 	int		 family;	/* 0: unset, AF_INET, AF_INET6 */
@@ -90,6 +94,8 @@ struct config {
 	enum cls_where	 cgroup;
 	int		 attach_pid;		/* 0: none */
 	char		 attach_cgroup[256];	/* "": none */
+	/* names compared with /proc/PID/comm, comma-separated ("": none) */
+	char		 attach_name[ATTACH_NAMES * (ATTACH_COMM_LEN + 1)];
 	/* exit-address sources, tried in turn; "gluetun" and "tailscaled"
 	 * name the local services, anything else is an http(s) URL */
 	char		 exit_ip_url[EXITIP_MAX_URLS][EXITIP_URL_LEN];
@@ -106,6 +112,9 @@ struct config {
  * and supervise.c keep theirs. Readers never write.
  */
 enum repair_obj { REPAIR_ROUTE, REPAIR_RULE, REPAIR_NFT, REPAIR_MAX };
+/* --attach-name: no such mode, waiting for a process, classifying its
+ * cgroup, or watching one whose cgroup cannot be classified */
+enum attach_state { ATTACH_OFF, ATTACH_WAITING, ATTACH_ON, ATTACH_REFUSED };
 #define STATE_LAST_REPAIRS	8
 
 struct vstate {
@@ -127,6 +136,10 @@ struct vstate {
 	const char	*classifier;	/* "ebpf", "nft" or "none" */
 	bool		 ok_child;	/* supervised child alive (true if none) */
 	int		 child_pid;	/* 0: none */
+	/* attach.c: --attach-name's state, process and its comm */
+	enum attach_state attach;
+	int		 attach_pid;	/* 0: none */
+	char		 attach_comm[ATTACH_COMM_LEN + 1];
 	char		 last_repairs[STATE_LAST_REPAIRS][128];	/* ring */
 	unsigned	 n_repairs_logged;
 	/* classify.c: sockets the classifier stamped; health.c prefers
@@ -210,6 +223,12 @@ int	health_start(struct ev_loop *, const struct config *);
 void	health_stop(void);
 /* Failing readiness checks, one line each, into buf; returns their count. */
 int	health_failures(const struct config *, char *buf, size_t n);
+/* The readiness line of --attach-name while no process has the names
+ * (followed by them); `vnoded probe --armed` recognises it. */
+#define READY_WAITING		"classifier: waiting for a process named "
+/* Whether the failing checks FAILS (health_failures' lines, or the body of
+ * a 503 from /readyz) leave the guard in place for tailscaled to start. */
+bool	health_armed(const char *fails);
 
 /* exitip.c */
 enum { EXIT_VPN, EXIT_LAN };
@@ -219,8 +238,10 @@ void	exitip_start(struct ev_loop *, const struct config *);
 void	exitip_kick(void);
 void	exitip_stop(void);
 
-/* probe.c: `vnoded probe`; exit status 0 when the endpoint answers 200 */
-int	probe_run(const struct config *, bool ready);
+/* probe.c: `vnoded probe`; exit status 0 when the endpoint answers 200
+ * (PROBE_ARMED: or a 503 whose failures health_armed() excuses) */
+enum probe_kind { PROBE_LIVE, PROBE_READY, PROBE_ARMED };
+int	probe_run(const struct config *, enum probe_kind);
 
 /* The link-level view the agent acts on, read afresh on every sync. */
 struct ifview {
@@ -311,13 +332,19 @@ uint64_t cgroup_id(int dirfd);
  *                                unless the nftables classifier is in use
  *                                (BPF refused, or attach mode's sockets that
  *                                predate the attach); see each for its chain
+ *   classify_attach(pid)         --attach-name (attach.c): classify the
+ *                                cgroup of the process found; -1: it cannot
+ *   classify_release()           --attach-name: that process exited
  *   classify_sockets_marked()    for metrics, any time
  *   classify_stop()              at exit: closes fds, leaves the program
  *                                attached (it must outlive the agent)
  *   classify_detach(cfg)         --cleanup only
- * vstate.classifier and vstate.ok_classifier are set by classify_start().
+ * vstate.classifier and vstate.ok_classifier are set by classify_start(),
+ * and in --attach-name mode by classify_attach() and classify_release().
  */
 int	classify_start(const struct config *, bool command);
+int	classify_attach(pid_t);
+void	classify_release(void);
 int	classify_cgroup_fd(void);
 bool	classify_cgroup_own(void);
 bool	classify_need_nft(void);
@@ -346,6 +373,24 @@ bool	supervise_reap(void);
 bool	supervise_child_exited(pid_t pid, int status);
 bool	supervise_done(void);
 int	supervise_exit_code(void);
+
+/*
+ * attach.c: --attach-name. attach_start() after the first sync: waits for
+ * a process with one of the names (polling /proc: every ATTACH_FAST_S for
+ * the first ATTACH_FAST_FOR s of each wait, then every ATTACH_SLOW_S),
+ * has classify_attach() classify its cgroup, watches it through a pidfd
+ * (no timer while it runs), and waits again when it exits. CHANGED is
+ * called after each attach and release: the nftables classifier's rule
+ * names another cgroup, or none.
+ */
+#define ATTACH_FAST_S		0.05	/* s between scans, early in a wait */
+#define ATTACH_FAST_FOR		60.0	/* s of a wait scanned that often */
+#define ATTACH_SLOW_S		1.0	/* s between scans afterwards */
+void	attach_start(struct ev_loop *, const struct config *, void (*changed)(void));
+void	attach_stop(void);
+/* The first live process with one of the names, other than the agent:
+ * its pid, or 0. */
+pid_t	attach_find(const struct config *);
 
 /* agent.c */
 int	agent_run(const struct config *, int argc, char **argv);

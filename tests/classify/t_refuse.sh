@@ -40,6 +40,12 @@ refused "--accept-dns in TS_EXTRA_ARGS refused" "refusing TS_ACCEPT_DNS=true" \
 	"TS_EXTRA_ARGS=--advertise-exit-node --accept-dns" TS_USERSPACE=false -- -- "$TMPD/containerboot"
 refused "a command in attach mode refused" "refusing a command in attach mode" \
 	-- --attach-pid 1 -- "$TMPD/tailscaled"
+refused "a command with --attach-name refused" "refusing a command in attach mode" \
+	-- --attach-name tailscaled -- "$TMPD/tailscaled"
+refused "--attach-name with --attach-pid refused" "VNODE_ATTACH_NAME and VNODE_ATTACH_PID exclude each other" \
+	-- --attach-name tailscaled --attach-pid 1
+refused "--attach-name with --attach-cgroup refused" "VNODE_ATTACH_NAME and VNODE_ATTACH_CGROUP exclude each other" \
+	VNODE_ATTACH_CGROUP=/x -- --attach-name tailscaled
 refused "bad classifier setting" "VNODE_CLASSIFIER" VNODE_CLASSIFIER=bpf -- -- "$TMPD/tailscaled"
 
 # accepted: containerboot without TS_USERSPACE runs with it false

@@ -61,6 +61,14 @@ bad "same address for both addresses" "would see both exit addresses" VNODE_EXIT
 bad "exit ip interval too short" "'5s'" VNODE_EXIT_IP_INTERVAL=5s
 bad "exit ip interval not a duration" "'often'" VNODE_EXIT_IP_INTERVAL=often
 bad "require unlinkable" "'maybe'" VNODE_REQUIRE_UNLINKABLE=maybe
+bad "attach name longer than comm's 15 bytes" "VNODE_ATTACH_NAME" VNODE_ATTACH_NAME=containerboot,tailscaled-longer
+bad "attach name list of empty names" "VNODE_ATTACH_NAME" VNODE_ATTACH_NAME=containerboot,,tailscaled
+bad "attach name and attach pid exclude each other" "VNODE_ATTACH_NAME and VNODE_ATTACH_PID exclude each other" \
+	VNODE_ATTACH_NAME=tailscaled -- --attach-pid 7
+bad "attach name and attach cgroup exclude each other" "VNODE_ATTACH_NAME and VNODE_ATTACH_CGROUP exclude each other" \
+	-- --attach-name tailscaled --attach-cgroup /ts
+out=$(env -i "$VNODED" --attach-name ' containerboot , tailscaled' --check 2>&1)
+check "attach names normalised" grep -qx 'VNODE_ATTACH_NAME=containerboot,tailscaled' <<<"$out"
 out=$(env -i VNODE_EXIT_IP_URL=http://192.0.2.7/ip VNODE_LAN_IP_URL=http://192.0.2.8/ip "$VNODED" --check 2>&1)
 check "different services for the two addresses accepted" grep -qx 'VNODE_LAN_IP_URL=http://192.0.2.8/ip' <<<"$out"
 bad "config file missing" "/nonexistent" -- -c /nonexistent
