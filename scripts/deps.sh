@@ -14,6 +14,8 @@ pkgs=(
 	busybox
 	# health endpoint tests and benchmark (promtool, wrk; clang has libFuzzer)
 	prometheus wrk curl
+	# libFuzzer and ASan/UBSan runtimes for clang (fuzz_http, make health-asan)
+	libclang-rt-14-dev
 )
 missing=()
 for p in "${pkgs[@]}"; do
