@@ -25,7 +25,13 @@ go_progress() {
 # install NAME VERSIONDIR LDFLAGS PKG@VER... (CGO as the caller sets it)
 install_peer() {
 	local name=$1 dir=$E2E_CACHE/bin/$2 ldflags=$3; shift 3
-	local want=() p
+	local want=() p lock
+	# One build of a peer at a time on this cache: two runs (or images.sh
+	# and t_compose) building the same peer would remove each other's
+	# $dir.tmp. The lock is held until this script exits.
+	mkdir -p "$E2E_CACHE/bin"
+	exec {lock}>"$dir.lock"
+	flock -n "$lock" || { e2e_log "peer $name: waiting for another build of it"; flock "$lock"; }
 	for p in "$@"; do want+=("$dir/$(basename "${p%@*}")"); done
 	local missing=0 recipe="$* ldflags=$ldflags CGO_ENABLED=${CGO_ENABLED:-}"
 	for p in "${want[@]}"; do [ -x "$p" ] || missing=1; done
