@@ -3,8 +3,9 @@
 # runs, offline from any container registry, cached:
 #   base     debootstrap --variant=minbase bookworm + docker import, tagged
 #            debian:bookworm-slim (what docker/ and tests/e2e/ Dockerfiles pull)
-#   peers    tailscaled/tailscale/containerboot, headscale, Gluetun with
-#            `go install` from the Go module proxy (tests/e2e/peers.sh)
+#   peers    tailscaled/tailscale/containerboot, headscale, Gluetun, the
+#            Compose v2 plugin with `go install` from the Go module proxy
+#            (tests/e2e/peers.sh)
 #   peer-images  tailscale/tailscale:v1.102.3, headscale/headscale:0.29.2,
 #            qmcgaw/gluetun:v3.41.1 from tests/e2e/peers/*/Dockerfile
 #   world    vnode-e2e/world: the test world's tools (wireguard-go, nft,
@@ -107,16 +108,18 @@ slim_rootfs() {
 
 # --- peers -----------------------------------------------------------------
 peers() {
-	local t0=$SECONDS ts hs k8
+	local t0=$SECONDS ts hs k8 dc
 	# The Go builds wait on module downloads as much as on the CPU: run them
 	# side by side (and t_k8s's checker, to warm its cache).
 	bash "$HERE/peers.sh" tailscale & ts=$!
 	bash "$HERE/peers.sh" headscale & hs=$!
+	bash "$HERE/peers.sh" compose & dc=$!
 	(cd "$HERE/k8scheck" && GOPATH=$E2E_CACHE/go GOCACHE=$E2E_CACHE/gocache GOFLAGS=-mod=mod \
 		PATH=/usr/local/go/bin:$PATH go build -o "$E2E_CACHE/k8scheck" . >"$E2E_CACHE/logs/k8scheck.log" 2>&1) & k8=$!
 	wait $ts || { e2e_log "peers: tailscale failed"; exit 1; }
 	wait $hs || { e2e_log "peers: headscale failed"; exit 1; }
 	wait $k8 || e2e_log "peers: k8scheck did not build (t_k8s will say why)"
+	wait $dc || e2e_log "peers: the Compose v2 plugin did not build (t_compose will say why)"
 	rm -f "$E2E_CACHE/gluetun.unavailable"
 	if [ -n "${E2E_GLUETUN_BIN:-}" ]; then
 		e2e_log "peers: gluetun from E2E_GLUETUN_BIN=$E2E_GLUETUN_BIN"

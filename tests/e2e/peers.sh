@@ -3,7 +3,7 @@
 # pinned versions into $E2E_CACHE/bin/<peer>-<version>/. Idempotent: a peer
 # whose binaries exist is skipped. GOPATH/GOCACHE live in the cache, so a
 # rebuild after a version bump reuses modules and compiled packages.
-#   peers.sh [tailscale|headscale|gluetun]...
+#   peers.sh [tailscale|headscale|gluetun|compose]...
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 . "$HERE/versions.sh"
@@ -25,7 +25,13 @@ go_progress() {
 # install NAME VERSIONDIR LDFLAGS PKG@VER... (CGO as the caller sets it)
 install_peer() {
 	local name=$1 dir=$E2E_CACHE/bin/$2 ldflags=$3; shift 3
-	local want=() p
+	local want=() p lock
+	# One build of a peer at a time on this cache: two runs (or images.sh
+	# and t_compose) building the same peer would remove each other's
+	# $dir.tmp. The lock is held until this script exits.
+	mkdir -p "$E2E_CACHE/bin"
+	exec {lock}>"$dir.lock"
+	flock -n "$lock" || { e2e_log "peer $name: waiting for another build of it"; flock "$lock"; }
 	for p in "$@"; do want+=("$dir/$(basename "${p%@*}")"); done
 	local missing=0 recipe="$* ldflags=$ldflags CGO_ENABLED=${CGO_ENABLED:-}"
 	for p in "${want[@]}"; do [ -x "$p" ] || missing=1; done
@@ -47,6 +53,19 @@ install_peer() {
 			(cd "$w" && go mod init "vnode-e2e/peer-$name" >/dev/null 2>&1 &&
 			 for p in "$@"; do go_progress "$name" "$log" go get "$p" || exit 1; done &&
 			 GOBIN=$tmp go_progress "$name" "$log" go install -v -ldflags "$ldflags" "${@%@*}") ||
+			{ tail -n 30 "$log" >&2; e2e_log "peer $name: build failed (log: $log)"; exit 1; }
+		elif grep -q 'more \(exclude\|replace\) directives' "$log"; then
+			# `go install m@v` refuses a module whose go.mod excludes or
+			# replaces (Compose v2). Build as its own Makefile does: in a
+			# copy of the module (go.sum included) as the main module, so
+			# those directives apply and the build list is its own.
+			local mod src w=$E2E_CACHE/src/$name
+			mod=$(sed -n 's/.*(in \([^@ ]*\)@.*/\1/p' "$log" | head -n1)
+			e2e_log "peer $name: its go.mod has exclude/replace directives (go install m@v refuses them); building in a copy of $mod@${1##*@}"
+			src=$(cd "$E2E_CACHE" && go mod download -json "$mod@${1##*@}" | sed -n 's/^\s*"Dir": "\(.*\)",$/\1/p')
+			[ -n "$mod" ] && [ -d "$src" ] || { tail -n 30 "$log" >&2; e2e_log "peer $name: module source not found (log: $log)"; exit 1; }
+			rm -rf "$w"; mkdir -p "$(dirname "$w")"; cp -r "$src" "$w"; chmod -R u+w "$w"
+			(cd "$w" && GOBIN=$tmp go_progress "$name" "$log" go install -v -ldflags "$ldflags" "${@%@*}") ||
 			{ tail -n 30 "$log" >&2; e2e_log "peer $name: build failed (log: $log)"; exit 1; }
 		else
 			tail -n 30 "$log" >&2; e2e_log "peer $name: go install failed (log: $log)"; exit 1
@@ -74,6 +93,12 @@ for p in $want; do
 		CGO_ENABLED=0 install_peer gluetun "gluetun-$GLUETUN_VERSION" \
 			"-s -w -X main.version=$GLUETUN_VERSION -X main.commit=$GLUETUN_COMMIT -X main.created=unknown" \
 			"github.com/qdm12/gluetun/cmd/gluetun@$GLUETUN_COMMIT" ;;
+	compose)	# the Compose v2 CLI plugin; ldflags as its Makefile (-w -X .../internal.Version)
+		CGO_ENABLED=0 install_peer compose "compose-$COMPOSE_VERSION" \
+			"-s -w -X github.com/docker/compose/v2/internal.Version=$COMPOSE_VERSION" \
+			"github.com/docker/compose/v2/cmd@$COMPOSE_VERSION"
+		# A CLI plugin is found by its file name, docker-<command>.
+		ln -sfn cmd "$(dirname "$COMPOSE_BIN")/docker-compose" ;;
 	*) echo "peers: unknown peer $p" >&2; exit 2 ;;
 	esac
 done

@@ -1,31 +1,81 @@
 #!/usr/bin/env bash
-# e2e/t_compose: the shipped Compose files parse with the Compose tools
-# here (docker-compose 1.x, and the v2 plugin where installed), every
+# e2e/t_compose: the shipped Compose files parse with both Compose tools,
+# docker-compose 1.x (Debian's) and the Compose v2 CLI plugin (built by
+# peers.sh at the pinned version, shown to the Docker CLI through a per-run
+# DOCKER_CONFIG: compose_plugin.sh), strictly: a refusal by either is a
+# failure, and both must read the same stack (compose_view.py). Every
 # variable they use is documented in .env.template, and nothing in them is
-# privileged. (t_stack runs the stack itself.)
+# privileged. (t_compose_v2 runs a small stack with the plugin; t_stack runs
+# the real one.)
 . "$(dirname "$0")/../lib.sh"
+. "$(dirname "$0")/versions.sh"
+. "$(dirname "$0")/compose_plugin.sh"
 C=$ROOT/compose
-env=$(mktemp); trap 'rm -f "$env" "$env.empty"' EXIT
+E2E=$ROOT/tests/e2e
+tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
+env=$tmp/env
 sed -e 's/^WIREGUARD_ENDPOINT_IP=$/WIREGUARD_ENDPOINT_IP=192.0.2.1/' \
     -e 's/^WIREGUARD_PUBLIC_KEY=$/WIREGUARD_PUBLIC_KEY=cHVibGlj/' \
     -e 's/^WIREGUARD_PRIVATE_KEY=$/WIREGUARD_PRIVATE_KEY=cHJpdmF0ZQ==/' \
     -e 's/^WIREGUARD_ADDRESSES=$/WIREGUARD_ADDRESSES=10.64.0.2\/32/' "$C/.env.template" >"$env"
+: >"$tmp/empty.env"
+
+# Every combination a user or the e2e test runs: the stack; the drop-in on
+# top of it (attach mode); the e2e overrides on top of it (t_stack).
+combos=("docker-compose.yml"
+	"docker-compose.yml + docker-compose.dropin.yml"
+	"docker-compose.yml + tests/e2e/compose.e2e.yml"
+	"docker-compose.yml + tests/e2e/compose.containerboot.yml")
+files_of() {	# COMBO -> -f args
+	local f
+	for f in ${1//+/}; do
+		case $f in tests/*) printf -- '-f\n%s\n' "$ROOT/$f" ;; *) printf -- '-f\n%s\n' "$C/$f" ;; esac
+	done
+}
 
 tools=()
-command -v docker-compose >/dev/null && tools+=("docker-compose")
-docker compose version >/dev/null 2>&1 && tools+=("docker compose")
+if command -v docker-compose >/dev/null; then tools+=(v1)
+else skip "docker-compose 1.x" "not installed (make deps installs it)"; fi
+if compose_plugin "$tmp/docker-config"; then tools+=(v2)
+elif [ "$COMPOSE_PLUGIN_SKIP" = 1 ]; then skip "compose v2 plugin" "$COMPOSE_PLUGIN_WHY"
+else fail "compose v2 plugin $COMPOSE_VERSION builds and runs" "$COMPOSE_PLUGIN_WHY"; fi
 [ ${#tools[@]} -gt 0 ] || { skip "compose config" "no Compose tool"; exit 0; }
-for t in "${tools[@]}"; do
-	v=$($t version --short 2>/dev/null || $t version | head -n1)
-	check "$t ($v): docker-compose.yml" $t --env-file "$env" -f "$C/docker-compose.yml" config -q
-	check "$t ($v): docker-compose.yml + docker-compose.dropin.yml" \
-		$t --env-file "$env" -f "$C/docker-compose.yml" -f "$C/docker-compose.dropin.yml" config -q
-	: >"$env.empty"
-	out=$($t --env-file "$env.empty" -f "$C/docker-compose.yml" config 2>&1)
-	case $out in *"set WIREGUARD_ENDPOINT_IP in .env"*|*"WIREGUARD_ENDPOINT_IP"*) ok "$t: a missing required variable is named" ;;
-	*) fail "$t: a missing required variable is named" "$(printf '%s' "$out" | tail -n 2)" ;; esac
+dc() {	# v1|v2 ARGS...
+	case $1 in v1) shift; docker-compose "$@" ;; v2) shift; "${DCV2[@]}" "$@" ;; esac
+}
+declare -A NAME=([v1]="docker-compose" [v2]="docker compose")
+
+for k in "${tools[@]}"; do
+	name="${NAME[$k]} ($(dc $k version --short 2>/dev/null))"
+	for combo in "${combos[@]}"; do
+		mapfile -t f < <(files_of "$combo")
+		if out=$(dc $k --env-file "$env" "${f[@]}" config 2>"$tmp/err"); then
+			ok "$name: $combo"
+			printf '%s\n' "$out" | python3 "$E2E/compose_view.py" >"$tmp/view.$k.${combo//[^a-z0-9]/_}" 2>>"$tmp/err" ||
+				fail "$name: $combo: config output readable" "$(tail -n 2 "$tmp/err" | tr '\n' ' ')"
+		else
+			fail "$name: $combo" "$(grep -v 'attribute `version` is obsolete' "$tmp/err" | tail -n 3 | tr '\n' ' ')"
+		fi
+	done
+	if out=$(dc $k --env-file "$tmp/empty.env" -f "$C/docker-compose.yml" config 2>&1); then
+		fail "$name: a missing required variable is refused" "config succeeded with an empty .env"
+	elif printf '%s' "$out" | grep -Eq 'set [A-Z_0-9]+ in \.env'; then
+		ok "$name: a missing required variable is refused and named ($(printf '%s' "$out" | grep -Eo 'set [A-Z_0-9]+ in \.env' | head -n1))"
+	else
+		fail "$name: a missing required variable is named" "$(printf '%s' "$out" | tail -n 2)"
+	fi
 done
-[ "${#tools[@]}" -lt 2 ] && skip "compose v2 plugin" "not installed here; files use the 2.4 format both read"
+
+# Both tools read the same stack: services, images, namespaces, start
+# conditions, capabilities, sysctls, devices, environment, volumes, addresses.
+if [ "${#tools[@]}" -eq 2 ]; then
+	for combo in "${combos[@]}"; do
+		s=${combo//[^a-z0-9]/_}
+		[ -s "$tmp/view.v1.$s" ] && [ -s "$tmp/view.v2.$s" ] || continue
+		check "docker-compose and docker compose read the same stack: $combo" \
+			diff -u "$tmp/view.v1.$s" "$tmp/view.v2.$s"
+	done
+fi
 
 # Every ${VAR} of the Compose files is documented in .env.template.
 missing=$(grep -hv '^\s*#' "$C"/docker-compose*.yml | grep -o '\${[A-Z_0-9]*'  | sort -u | cut -c3- |

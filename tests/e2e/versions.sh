@@ -6,6 +6,10 @@ HEADSCALE_VERSION=v0.29.2
 # github.com/qdm12/gluetun tags lack the /v3 module suffix: pin by commit.
 GLUETUN_VERSION=v3.41.1
 GLUETUN_COMMIT=7f22fb32764d5d7548bc669cde88c57fc1a0de83
+# The Docker Compose v2 CLI plugin (`docker compose`), built by peers.sh;
+# its main package is the module's ./cmd (the binary is named `cmd`).
+COMPOSE_VERSION=v2.40.3
+COMPOSE_BIN=$E2E_CACHE/bin/compose-$COMPOSE_VERSION/docker-compose
 DEBIAN_SUITE=bookworm
 DEBIAN_MIRROR=${DEBIAN_MIRROR:-http://deb.debian.org/debian}
 
