@@ -2,7 +2,8 @@
 # e2e/t_dropin: compose/docker-compose.dropin.yml added to a plain Gluetun +
 # Tailscale stack (the official image's containerboot, no agent in it): the
 # slim agent image joins the VPN client's network namespace, Tailscale joins
-# the agent's PID namespace and starts once the agent is armed, the agent
+# the agent's PID namespace and starts once the agent is armed (Docker
+# health: vnoded probe --armed), the agent
 # attaches its classifier to Tailscale's cgroup (attach mode, by name). The
 # same promises as the full stack, judged from outside (world.sh,
 # exit_node_guarantees): client TCP/UDP/ICMP/DNS from the VPN address,
@@ -10,6 +11,7 @@
 # sees the LAN.
 . "$(dirname "$0")/../lib.sh"
 . "$(dirname "$0")/world.sh"
+. "$(dirname "$0")/compose_plugin.sh"
 
 img_ok() { docker image inspect "$1" >/dev/null 2>&1; }
 ns_has() { ns "${@:2}" 2>/dev/null | grep -Eq -- "$1"; }	# REGEX CMD...
@@ -20,7 +22,12 @@ for i in "$IMG_TS" "$IMG_HEADSCALE" "$IMG_WORLD" "$IMG_SIDECAR"; do
 done
 pick_vpn_client || exit 0
 
-trap world_down EXIT
+# This stack runs under the Compose v2 plugin (t_stack runs docker-compose
+# 1.29): both tools bring a real stack up.
+pdir=$(mktemp -d /tmp/vnode-e2e-dc.XXXXXX)
+trap 'world_down; rm -rf "$pdir"' EXIT
+if compose_plugin "$pdir"; then DC=("${DCV2[@]}"); ok "Compose: the v2 plugin, $COMPOSE_VERSION"
+else fail "Compose v2 plugin for the drop-in stack" "$COMPOSE_PLUGIN_WHY (falling back to ${DC[*]})"; fi
 t0=$SECONDS
 world_up || { fail "world up" "see above"; exit 0; }
 ok "world up ($((SECONDS - t0))s)"
