@@ -1,4 +1,4 @@
-# tests/e2e/compose_plugin.sh: sourced by t_compose and t_compose_v2 (after
+# tests/e2e/compose_plugin.sh: sourced by t_02_compose and t_03_compose_v2 (after
 # lib.sh and versions.sh). The Compose v2 CLI plugin (`docker compose`) is
 # built by peers.sh at the pinned $COMPOSE_VERSION into $E2E_CACHE/bin and
 # shown to the Docker CLI for this run only: DOCKER_CONFIG names a temporary

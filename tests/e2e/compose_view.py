@@ -2,7 +2,7 @@
 # tests/e2e/compose_view.py < CONFIG.yml: what a Compose tool's `config`
 # output means for the stack, one canonical JSON per service: docker-compose
 # 1.x and the v2 plugin print the same file differently (short vs long
-# syntax of devices, volumes, depends_on; quoting), so t_compose compares
+# syntax of devices, volumes, depends_on; quoting), so t_02_compose compares
 # these views, not the text.
 import sys, yaml, json
 def vol(v):

@@ -110,7 +110,7 @@ slim_rootfs() {
 peers() {
 	local t0=$SECONDS ts hs k8 dc
 	# The Go builds wait on module downloads as much as on the CPU: run them
-	# side by side (and t_k8s's checker, to warm its cache).
+	# side by side (and t_04_k8s's checker, to warm its cache).
 	bash "$HERE/peers.sh" tailscale & ts=$!
 	bash "$HERE/peers.sh" headscale & hs=$!
 	bash "$HERE/peers.sh" compose & dc=$!
@@ -118,8 +118,8 @@ peers() {
 		PATH=/usr/local/go/bin:$PATH go build -o "$E2E_CACHE/k8scheck" . >"$E2E_CACHE/logs/k8scheck.log" 2>&1) & k8=$!
 	wait $ts || { e2e_log "peers: tailscale failed"; exit 1; }
 	wait $hs || { e2e_log "peers: headscale failed"; exit 1; }
-	wait $k8 || e2e_log "peers: k8scheck did not build (t_k8s will say why)"
-	wait $dc || e2e_log "peers: the Compose v2 plugin did not build (t_compose will say why)"
+	wait $k8 || e2e_log "peers: k8scheck did not build (t_04_k8s will say why)"
+	wait $dc || e2e_log "peers: the Compose v2 plugin did not build (t_02_compose will say why)"
 	rm -f "$E2E_CACHE/gluetun.unavailable"
 	if [ -n "${E2E_GLUETUN_BIN:-}" ]; then
 		e2e_log "peers: gluetun from E2E_GLUETUN_BIN=$E2E_GLUETUN_BIN"

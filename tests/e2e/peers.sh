@@ -27,7 +27,7 @@ install_peer() {
 	local name=$1 dir=$E2E_CACHE/bin/$2 ldflags=$3; shift 3
 	local want=() p lock
 	# One build of a peer at a time on this cache: two runs (or images.sh
-	# and t_compose) building the same peer would remove each other's
+	# and t_02_compose) building the same peer would remove each other's
 	# $dir.tmp. The lock is held until this script exits.
 	mkdir -p "$E2E_CACHE/bin"
 	exec {lock}>"$dir.lock"

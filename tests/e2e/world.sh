@@ -45,7 +45,7 @@ pick_vpn_client() {
 		echo "  note  Gluetun's image is not built here ($(cat "$E2E_CACHE/gluetun.unavailable" 2>/dev/null || echo 'no binary')):"
 		echo "        the VPN client is $IMG_VPNCLIENT, a plain WireGuard client in Gluetun's place (tests/e2e/README.md)"
 	else
-		skip "${T_FILE#t_}" "neither $IMG_GLUETUN nor $IMG_VPNCLIENT exists (tests/e2e/images.sh)"; return 1
+		skip "VPN client" "neither $IMG_GLUETUN nor $IMG_VPNCLIENT exists (tests/e2e/images.sh)"; return 1
 	fi
 }
 

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# e2e/t_compose_v2: the Compose v2 plugin (pinned, built by peers.sh) creates
+# e2e/t_03_compose_v2: the Compose v2 plugin (pinned, built by peers.sh) creates
 # on this engine what the shipped stack relies on, with a small two-service
 # project of the same shape: `network_mode: service:x` (one network
 # namespace), `depends_on: condition: service_healthy` (y starts only once x

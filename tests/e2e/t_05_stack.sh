@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# e2e/t_stack: the shipped Gluetun + Tailscale stack (compose/) in the test
+# e2e/t_05_stack: the shipped Gluetun + Tailscale stack (compose/) in the test
 # world (tests/e2e/world.sh), against real headscale, Gluetun (or its stand-in
 # peers/vpnclient where Gluetun cannot be built) and real
 # tailscaled, judged from outside the node: counters on the home router

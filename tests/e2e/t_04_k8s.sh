@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# e2e/t_k8s: the Kubernetes manifests decode strictly into the Kubernetes
+# e2e/t_04_k8s: the Kubernetes manifests decode strictly into the Kubernetes
 # API types (k8s.io/api from the Go module proxy; no cluster runs here).
 . "$(dirname "$0")/../lib.sh"
 . "$(dirname "$0")/versions.sh"

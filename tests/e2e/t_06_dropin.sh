@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# e2e/t_dropin: compose/docker-compose.dropin.yml added to a plain Gluetun +
+# e2e/t_06_dropin: compose/docker-compose.dropin.yml added to a plain Gluetun +
 # Tailscale stack (the official image's containerboot, no agent in it): the
 # slim agent image joins the VPN client's network namespace, Tailscale joins
 # the agent's PID namespace and starts once the agent is armed (Docker
@@ -22,7 +22,7 @@ for i in "$IMG_TS" "$IMG_HEADSCALE" "$IMG_WORLD" "$IMG_SIDECAR"; do
 done
 pick_vpn_client || exit 0
 
-# This stack runs under the Compose v2 plugin (t_stack runs docker-compose
+# This stack runs under the Compose v2 plugin (t_05_stack runs docker-compose
 # 1.29): both tools bring a real stack up.
 pdir=$(mktemp -d /tmp/vnode-e2e-dc.XXXXXX)
 trap 'world_down; rm -rf "$pdir"' EXIT
@@ -49,7 +49,7 @@ expect_eq "Tailscale shares the agent's PID namespace" \
 	"$(docker inspect -f '{{.HostConfig.PidMode}}' "$W-tailscale")" "container:$(docker inspect -f '{{.Id}}' "$W-vnode")"
 check "the agent is in the VPN client's network namespace" in_gluetun_ns vnode
 # Tailscale started only once the agent's Docker health said armed.
-ev=$(docker events --since "$since" --until "$(date +%s)" --filter "label=com.docker.compose.project=$W" \
+ev=$(docker events --since "$since" --until "$(( $(date +%s) + 1 ))" --filter "label=com.docker.compose.project=$W" \
 	--format '{{.TimeNano}} {{.Actor.Attributes.name}} {{.Status}}')
 armed_at=$(awk -v c="$W-vnode" '$2 == c && /health_status: healthy/ {print $1; exit}' <<<"$ev")
 ts_at=$(awk -v c="$W-tailscale" '$2 == c && $3 == "start" {print $1; exit}' <<<"$ev")

@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
-# e2e/t_compose: the shipped Compose files parse with both Compose tools,
+# e2e/t_02_compose: the shipped Compose files parse with both Compose tools,
 # docker-compose 1.x (Debian's) and the Compose v2 CLI plugin (built by
 # peers.sh at the pinned version, shown to the Docker CLI through a per-run
 # DOCKER_CONFIG: compose_plugin.sh), strictly: a refusal by either is a
 # failure, and both must read the same stack (compose_view.py). Every
 # variable they use is documented in .env.template, and nothing in them is
-# privileged. (t_compose_v2 runs a small stack with the plugin; t_stack runs
+# privileged. (t_03_compose_v2 runs a small stack with the plugin; t_05_stack runs
 # the real one.)
 . "$(dirname "$0")/../lib.sh"
 . "$(dirname "$0")/versions.sh"
@@ -21,7 +21,7 @@ sed -e 's/^WIREGUARD_ENDPOINT_IP=$/WIREGUARD_ENDPOINT_IP=192.0.2.1/' \
 : >"$tmp/empty.env"
 
 # Every combination a user or the e2e test runs: the stack; the drop-in on
-# top of it (attach mode); the e2e overrides on top of it (t_stack).
+# top of it (attach mode); the e2e overrides on top of it (t_05_stack).
 combos=("docker-compose.yml"
 	"docker-compose.yml + docker-compose.dropin.yml"
 	"docker-compose.yml + tests/e2e/compose.e2e.yml"

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# e2e/t_images: builds (or finds cached) every image of the end-to-end test
+# e2e/t_01_images: builds (or finds cached) every image of the end-to-end test
 # with tests/e2e/images.sh and checks that each one runs. Cold, this is the
 # long part of `make e2e`: progress lines come from images.sh.
 . "$(dirname "$0")/../lib.sh"
