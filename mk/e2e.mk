@@ -1,7 +1,8 @@
 # Container end-to-end test (tests/e2e/, README "End-to-end test").
 #   make e2e          images (cached) + the e2e suite alone
 #   make e2e-images   only build or refresh the images
-#   make e2e-clean    remove the e2e caches and images (next run is cold)
+#   make e2e-clean    remove the e2e caches (Go modules and build cache included)
+#                     and images, the base image too (the next run is cold)
 # `make deps` also installs what the e2e images need on the host.
 E2E_CACHE ?= /var/cache/vnode-e2e
 export E2E_CACHE
@@ -14,8 +15,10 @@ e2e-images:
 
 e2e-clean:
 	-docker rmi vnode/vnode:dev vnode/vnode-sidecar:dev vnode-e2e/world:latest \
-		headscale/headscale:0.29.2 tailscale/tailscale:v1.102.3 2>/dev/null
-	rm -rf $(E2E_CACHE)/bin $(E2E_CACHE)/ctx $(E2E_CACHE)/src $(E2E_CACHE)/logs
+		vnode-e2e/vpnclient:latest headscale/headscale:0.29.2 tailscale/tailscale:v1.102.3 \
+		qmcgaw/gluetun:v3.41.1 debian:bookworm-slim 2>/dev/null
+	-docker image prune -f >/dev/null
+	rm -rf $(E2E_CACHE)
 
 # debootstrap makes the base image; wireguard-tools (wg genkey) and python3
 # come with scripts/deps.sh.
