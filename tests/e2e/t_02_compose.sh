@@ -18,6 +18,8 @@ sed -e 's/^WIREGUARD_ENDPOINT_IP=$/WIREGUARD_ENDPOINT_IP=192.0.2.1/' \
     -e 's/^WIREGUARD_PUBLIC_KEY=$/WIREGUARD_PUBLIC_KEY=cHVibGlj/' \
     -e 's/^WIREGUARD_PRIVATE_KEY=$/WIREGUARD_PRIVATE_KEY=cHJpdmF0ZQ==/' \
     -e 's/^WIREGUARD_ADDRESSES=$/WIREGUARD_ADDRESSES=10.64.0.2\/32/' "$C/.env.template" >"$env"
+# what world.sh's stack_env adds for the e2e overrides
+echo "E2E_GLUETUN_AUTH=$E2E/gluetun-auth.toml" >>"$env"
 : >"$tmp/empty.env"
 
 # Every combination a user or the e2e test runs: the stack; the drop-in on
