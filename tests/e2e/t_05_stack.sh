@@ -158,15 +158,20 @@ expect_eq "VPN server down and back: client packets on the LAN" "$(counter route
 # The agent's container restarts (tailscaled with it): ready again, each
 # rule once, no leak.
 counter_reset router; counter_reset vpn
+# back_again WHAT T1: after WHAT (begun at $SECONDS = T1) the node comes
+# back: traffic resumes, each rule once, healthy; and nothing leaked.
+back_again() {
+	if wait_for 90 echo_ok; then ok "$1: client traffic resumes ($((SECONDS - $2))s)"
+	else fail "$1: client traffic resumes" "not within 90 s"; fi
+	check "$1: each rule once" rules_once
+	wait_for 90 healthy && ok "$1: healthy again" ||
+		fail "$1: healthy again" "health $(docker inspect -f '{{.State.Health.Status}}' "$agent")"
+	sleep 10
+	expect_eq "$1: client packets on the LAN" "$(counter router lan_client)" 0
+	expect_eq "$1: tailscaled's packets in the tunnel" "$(counter vpn tunnel_control)" 0
+}
 docker restart "$agent" >/dev/null
-t1=$SECONDS
-if wait_for 90 echo_ok; then ok "agent container restarted: client traffic resumes ($((SECONDS - t1))s)"
-else fail "agent container restarted: client traffic resumes" "not within 90 s"; fi
-check "agent container restarted: each rule once" rules_once
-wait_for 90 healthy && ok "agent container restarted: healthy again" || fail "agent container restarted: healthy again" "health $(docker inspect -f '{{.State.Health.Status}}' "$agent")"
-sleep 10
-expect_eq "agent container restarted: client packets on the LAN" "$(counter router lan_client)" 0
-expect_eq "agent container restarted: tailscaled's packets in the tunnel" "$(counter vpn tunnel_control)" 0
+back_again "agent container restarted" $SECONDS
 
 # tailscaled dies alone: containerboot and the agent exit after it and
 # Docker's restart policy brings the container back (a crash, not a
@@ -178,13 +183,7 @@ t1=$SECONDS
 restarted() { [ "$(docker inspect -f '{{.RestartCount}}' "$agent")" -gt "$rc0" ]; }
 if wait_for 60 restarted; then ok "tailscaled killed: the container restarts by its policy ($((SECONDS - t1))s)"
 else fail "tailscaled killed: the container restarts" "restart count still $rc0, state $(docker inspect -f '{{.State.Status}}' "$agent")"; fi
-if wait_for 90 echo_ok; then ok "tailscaled killed: client traffic resumes ($((SECONDS - t1))s)"
-else fail "tailscaled killed: client traffic resumes" "not within 90 s"; fi
-check "tailscaled killed: each rule once" rules_once
-wait_for 90 healthy && ok "tailscaled killed: healthy again" || fail "tailscaled killed: healthy again" "health $(docker inspect -f '{{.State.Health.Status}}' "$agent")"
-sleep 5
-expect_eq "tailscaled killed: client packets on the LAN" "$(counter router lan_client)" 0
-expect_eq "tailscaled killed: tailscaled's packets in the tunnel" "$(counter vpn tunnel_control)" 0
+back_again "tailscaled killed" "$t1"
 
 # The agent heals what others change; it must not fight its own changes:
 # measured before, in a container, each of its transactions looked foreign
