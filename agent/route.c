@@ -414,6 +414,36 @@ rl_add(struct rl *want, int *n, struct rl r)
 		want[(*n)++] = r;
 }
 
+/* A rule of family FAM matching MARK/MASK (0/0: any), no action yet. */
+static struct rl
+rl_match(int fam, uint32_t mark, uint32_t mask)
+{
+	struct rl r;
+
+	memset(&r, 0, sizeof(r));
+	r.family = fam;
+	r.mark = mark;
+	r.mask = mask;
+	return r;
+}
+
+/*
+ * R at PRIO into TABLE and the same match at PRIO + 1 unreachable: the
+ * table's route or nowhere (fail closed while the table has none).
+ */
+static void
+rl_add_or_nowhere(struct rl *want, int *n, struct rl r, uint32_t prio, uint32_t table)
+{
+	r.prio = prio;
+	r.action = FR_ACT_TO_TBL;
+	r.table = table;
+	rl_add(want, n, r);
+	r.prio = prio + 1;
+	r.action = FR_ACT_UNREACHABLE;
+	r.table = 0;
+	rl_add(want, n, r);
+}
+
 static int
 rules_desired(const struct config *cfg, struct rl *want)
 {
@@ -429,8 +459,7 @@ rules_desired(const struct config *cfg, struct rl *want)
 		struct rl r;
 
 		/* P+0: to the tailnet, Tailscale's table */
-		memset(&r, 0, sizeof(r));
-		r.family = fam;
+		r = rl_match(fam, 0, 0);
 		r.prio = P;
 		r.action = FR_ACT_TO_TBL;
 		r.table = TS_TABLE;
@@ -441,55 +470,24 @@ rules_desired(const struct config *cfg, struct rl *want)
 		for (int m = 0; m < nmarks; m++) {
 			/* P+1, P+2: control-class DNS into the tunnel or nowhere */
 			for (int p = 0; p < 2 && cfg->dns == DNS_VPN; p++) {
-				memset(&r, 0, sizeof(r));
-				r.family = fam;
-				r.mark = marks[m][0];
-				r.mask = marks[m][1];
+				r = rl_match(fam, marks[m][0], marks[m][1]);
 				r.ipproto = p == 0 ? IPPROTO_UDP : IPPROTO_TCP;
 				r.dport = 53;
-				r.prio = P + 1;
-				r.action = FR_ACT_TO_TBL;
-				r.table = cfg->vpn_table;
-				rl_add(want, &n, r);
-				r.prio = P + 2;
-				r.action = FR_ACT_UNREACHABLE;
-				r.table = 0;
-				rl_add(want, &n, r);
+				rl_add_or_nowhere(want, &n, r, P + 1, cfg->vpn_table);
 			}
 			/* P+3, P+4: control class to the LAN or nowhere */
-			memset(&r, 0, sizeof(r));
-			r.family = fam;
-			r.mark = marks[m][0];
-			r.mask = marks[m][1];
-			r.prio = P + 3;
-			r.action = FR_ACT_TO_TBL;
-			r.table = cfg->lan_table;
-			rl_add(want, &n, r);
-			r.prio = P + 4;
-			r.action = FR_ACT_UNREACHABLE;
-			r.table = 0;
-			rl_add(want, &n, r);
+			r = rl_match(fam, marks[m][0], marks[m][1]);
+			rl_add_or_nowhere(want, &n, r, P + 3, cfg->lan_table);
 		}
 		/* P+5, P+6: client flows (locally generated: ICMP errors) */
-		memset(&r, 0, sizeof(r));
-		r.family = fam;
-		r.mark = FLOW_MARK;
-		r.mask = FLOW_MARK;
-		r.prio = P + 5;
-		r.action = FR_ACT_TO_TBL;
-		r.table = cfg->vpn_table;
-		rl_add(want, &n, r);
-		r.prio = P + 6;
-		r.action = FR_ACT_UNREACHABLE;
-		r.table = 0;
-		rl_add(want, &n, r);
+		r = rl_match(fam, FLOW_MARK, FLOW_MARK);
+		rl_add_or_nowhere(want, &n, r, P + 5, cfg->vpn_table);
 		/* P+7: clients to the allowed LAN ranges */
 		for (int i = 0; i < cfg->n_allow_lan; i++) {
 			const struct cidr *c = &cfg->allow_lan[i];
 			if (c->a.family != fam)
 				continue;
-			memset(&r, 0, sizeof(r));
-			r.family = fam;
+			r = rl_match(fam, 0, 0);
 			strcpy(r.iif, cfg->ts_if);
 			r.dstlen = c->len;
 			memcpy(r.dst, fam == AF_INET ? (const void *)&c->a.v4 :
@@ -500,17 +498,9 @@ rules_desired(const struct config *cfg, struct rl *want)
 			rl_add(want, &n, r);
 		}
 		/* P+8, P+9: everything else from clients: the VPN or nowhere */
-		memset(&r, 0, sizeof(r));
-		r.family = fam;
+		r = rl_match(fam, 0, 0);
 		strcpy(r.iif, cfg->ts_if);
-		r.prio = P + 8;
-		r.action = FR_ACT_TO_TBL;
-		r.table = cfg->vpn_table;
-		rl_add(want, &n, r);
-		r.prio = P + 9;
-		r.action = FR_ACT_UNREACHABLE;
-		r.table = 0;
-		rl_add(want, &n, r);
+		rl_add_or_nowhere(want, &n, r, P + 8, cfg->vpn_table);
 	}
 	return n;
 }
@@ -598,6 +588,61 @@ in_block(const struct config *cfg, uint32_t prio)
 }
 
 /*
+ * One kind of kernel object that route_sync() reconciles (a route or a
+ * rule): its size and how to compare and write one.
+ */
+struct kind {
+	size_t	 size;
+	bool	(*eq)(const void *, const void *);
+	int	(*apply)(const void *, bool);
+};
+
+static bool rt_eq_v(const void *a, const void *b) { return rt_eq(a, b); }
+static int rt_apply_v(const void *r, bool add) { return rt_apply(r, add); }
+static bool rl_eq_v(const void *a, const void *b) { return rl_eq(a, b); }
+static int rl_apply_v(const void *r, bool add) { return rl_apply(r, add); }
+static const struct kind route_kind = { sizeof(struct rt), rt_eq_v, rt_apply_v };
+static const struct kind rule_kind = { sizeof(struct rl), rl_eq_v, rl_apply_v };
+
+/*
+ * Makes the kernel's objects HAVE (NHAVE, as read) equal to WANT (NWANT):
+ * whatever is not wanted goes, duplicates too, then whatever is missing is
+ * added. Returns the number of changes; sets *err to -EIO when one failed.
+ */
+static int
+reconcile(const struct kind *k, const void *have, int nhave, const void *want,
+    int nwant, int *err)
+{
+	const char *h = have, *w = want;
+	int	 fixed = 0;
+
+	for (int i = 0; i < nhave; i++) {
+		bool keep = false;
+		for (int j = 0; j < nwant && !keep; j++)
+			keep = k->eq(h + i * k->size, w + j * k->size);
+		for (int d = 0; d < i && keep; d++)
+			if (k->eq(h + i * k->size, h + d * k->size))
+				keep = false;	/* a duplicate */
+		if (!keep) {
+			if (k->apply(h + i * k->size, false) < 0)
+				*err = -EIO;
+			fixed++;
+		}
+	}
+	for (int j = 0; j < nwant; j++) {
+		bool have_it = false;
+		for (int i = 0; i < nhave && !have_it; i++)
+			have_it = k->eq(h + i * k->size, w + j * k->size);
+		if (!have_it) {
+			if (k->apply(w + j * k->size, true) < 0)
+				*err = -EIO;
+			fixed++;
+		}
+	}
+	return fixed;
+}
+
+/*
  * Makes the kernel's rules in our priority block and the routes of the LAN
  * and VPN tables equal to the desired ones. Counts what it had to add or
  * remove in *rules_fixed / *routes_fixed. Returns 0, or a negative errno
@@ -610,7 +655,6 @@ route_sync(const struct config *cfg, const struct view *v, struct gateways *gws,
 	struct nl_cache	*cache = NULL;
 	struct rl	 want[MAX_RULES], have[MAX_RULES * 2];
 	struct rt	 rwant[MAX_ROUTES], rhave[MAX_ROUTES * 2];
-	bool		 used[MAX_RULES * 2];
 	int		 nwant, nhave = 0, ret, err = 0;
 
 	*rules_fixed = *routes_fixed = 0;
@@ -632,32 +676,9 @@ route_sync(const struct config *cfg, const struct view *v, struct gateways *gws,
 		rt_from_nl(r, &rhave[nhave++]);
 	}
 	nl_cache_free(cache);
-	memset(used, 0, sizeof(used));
-	for (int i = 0; i < nhave; i++) {
-		bool keep = false;
-		for (int j = 0; j < nwant && !keep; j++)
-			keep = rt_eq(&rhave[i], &rwant[j]);
-		for (int k = 0; k < i && keep; k++)
-			if (rt_eq(&rhave[i], &rhave[k]))
-				keep = false;	/* a duplicate */
-		if (!keep) {
-			if (rt_apply(&rhave[i], false) < 0)
-				err = -EIO;
-			(*routes_fixed)++;
-		}
-	}
-	for (int j = 0; j < nwant; j++) {
-		bool have_it = false;
-		for (int i = 0; i < nhave && !have_it; i++)
-			have_it = rt_eq(&rhave[i], &rwant[j]);
-		if (!have_it) {
-			if (rt_apply(&rwant[j], true) < 0)
-				err = -EIO;
-			(*routes_fixed)++;
-		}
-	}
+	*routes_fixed = reconcile(&route_kind, rhave, nhave, rwant, nwant, &err);
 
-	/* rules */
+	/* rules: anything in our block that we do not want goes */
 	nhave = 0;
 	if ((ret = rtnl_rule_alloc_cache(sk, AF_UNSPEC, &cache)) < 0)
 		return nlerr(ret);
@@ -669,30 +690,7 @@ route_sync(const struct config *cfg, const struct view *v, struct gateways *gws,
 	}
 	nl_cache_free(cache);
 	nwant = rules_desired(cfg, want);
-	/* Anything in our block that we do not want goes, duplicates too. */
-	for (int i = 0; i < nhave; i++) {
-		bool keep = false;
-		for (int j = 0; j < nwant && !keep; j++)
-			keep = rl_eq(&have[i], &want[j]);
-		for (int k = 0; k < i && keep; k++)
-			if (rl_eq(&have[i], &have[k]))
-				keep = false;
-		if (!keep) {
-			if (rl_apply(&have[i], false) < 0)
-				err = -EIO;
-			(*rules_fixed)++;
-		}
-	}
-	for (int j = 0; j < nwant; j++) {
-		bool have_it = false;
-		for (int i = 0; i < nhave && !have_it; i++)
-			have_it = rl_eq(&have[i], &want[j]);
-		if (!have_it) {
-			if (rl_apply(&want[j], true) < 0)
-				err = -EIO;
-			(*rules_fixed)++;
-		}
-	}
+	*rules_fixed = reconcile(&rule_kind, have, nhave, want, nwant, &err);
 	return err;
 }
 
