@@ -56,7 +56,7 @@ for k in "${tools[@]}"; do
 			printf '%s\n' "$out" | python3 "$E2E/compose_view.py" >"$tmp/view.$k.${combo//[^a-z0-9]/_}" 2>>"$tmp/err" ||
 				fail "$name: $combo: config output readable" "$(tail -n 2 "$tmp/err" | tr '\n' ' ')"
 		else
-			fail "$name: $combo" "$(grep -v 'attribute `version` is obsolete' "$tmp/err" | tail -n 3 | tr '\n' ' ')"
+			fail "$name: $combo" "$(tail -n 3 "$tmp/err" | tr '\n' ' ')"
 		fi
 	done
 	if out=$(dc $k --env-file "$tmp/empty.env" -f "$C/docker-compose.yml" config 2>&1); then
