@@ -12,12 +12,21 @@
  *   a control-class socket (SO_MARK = VNODE_MARK), whose host config.c
  *   refuses if the VPN list names it too.
  *
- * Nothing is shared between the paths: each has its own curl multi handle
- * (connection pool, DNS cache), every check a fresh easy handle with
- * connection reuse, DNS caching and TLS session caching off. Their timers
- * are independent and jittered, and two checks that both reach a third
- * party are kept apart in time, so that a watcher of both services sees no
- * common rhythm.
+ * Every HTTP transfer runs in a short-lived child made with fork() (no
+ * exec), which loads libcurl, performs the one transfer and writes a
+ * result record and the body to a pipe. The agent never maps libcurl: it
+ * brings OpenSSL, GnuTLS, Kerberos and some forty libraries, ~5 MiB of
+ * resident pages plus relocations, which would be most of the agent's
+ * memory (target 4 MiB) for a check made every few minutes. The child
+ * inherits the agent's cgroup, so its sockets are classified as the
+ * agent's were; it dies with the agent (PR_SET_PDEATHSIG), and the agent
+ * kills it when a check overruns EXITIP_TIMEOUT.
+ *
+ * Nothing is shared between the paths: each check is a fresh process with
+ * a fresh easy handle, connection reuse, DNS caching and TLS session
+ * caching off. Their timers are independent and jittered, and two checks
+ * that both reach a third party are kept apart in time, so that a watcher
+ * of both services sees no common rhythm.
  *
  * An address that could not be learned is unknown (family 0), never the
  * previous one. Equal addresses mean the VPN is not carrying client
@@ -26,12 +35,18 @@
  */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <time.h>
+#include <unistd.h>
 
 /* plain prototypes: the calls go through function pointers (below) */
 #define CURL_DISABLE_TYPECHECK
@@ -43,89 +58,56 @@
 #include "vnoded.h"
 
 /*
- * libcurl brings OpenSSL, GnuTLS, Kerberos and some forty libraries with it.
- * Linked at exec, loading them cost the agent ~50 ms before its first rule
- * on a 2-core VM; loaded by exitip_start(), after the first sync and the
- * child's start (and not at all when both URL lists are "none"), they cost
- * nothing on the way to a kill switch.
+ * libcurl, loaded by a check's child only (see above): never call these
+ * in the agent itself.
  */
 static struct {
 	void		*dl;
 	CURLcode	 (*global_init)(long);
-	void		 (*global_cleanup)(void);
 	CURL		*(*easy_init)(void);
 	CURLcode	 (*easy_setopt)(CURL *, CURLoption, ...);
-	void		 (*easy_cleanup)(CURL *);
+	CURLcode	 (*easy_perform)(CURL *);
 	CURLcode	 (*easy_getinfo)(CURL *, CURLINFO, ...);
 	const char	*(*easy_strerror)(CURLcode);
 	struct curl_slist *(*slist_append)(struct curl_slist *, const char *);
-	void		 (*slist_free_all)(struct curl_slist *);
-	CURLM		*(*multi_init)(void);
-	CURLMcode	 (*multi_setopt)(CURLM *, CURLMoption, ...);
-	CURLMcode	 (*multi_add_handle)(CURLM *, CURL *);
-	CURLMcode	 (*multi_remove_handle)(CURLM *, CURL *);
-	CURLMcode	 (*multi_socket_action)(CURLM *, curl_socket_t, int, int *);
-	CURLMcode	 (*multi_assign)(CURLM *, curl_socket_t, void *);
-	CURLMsg		*(*multi_info_read)(CURLM *, int *);
-	CURLMcode	 (*multi_cleanup)(CURLM *);
 } C;
 
-/* curl.h maps these four onto themselves (for type checks): not here */
+/* curl.h maps these onto themselves (for type checks): not here */
 #undef curl_easy_setopt
 #undef curl_easy_getinfo
-#undef curl_multi_setopt
-#undef curl_share_setopt
 #define curl_global_init	(*C.global_init)
-#define curl_global_cleanup	(*C.global_cleanup)
 #define curl_easy_init		(*C.easy_init)
 #define curl_easy_setopt	(*C.easy_setopt)
-#define curl_easy_cleanup	(*C.easy_cleanup)
+#define curl_easy_perform	(*C.easy_perform)
 #define curl_easy_getinfo	(*C.easy_getinfo)
 #define curl_easy_strerror	(*C.easy_strerror)
 #define curl_slist_append	(*C.slist_append)
-#define curl_slist_free_all	(*C.slist_free_all)
-#define curl_multi_init		(*C.multi_init)
-#define curl_multi_setopt	(*C.multi_setopt)
-#define curl_multi_add_handle	(*C.multi_add_handle)
-#define curl_multi_remove_handle (*C.multi_remove_handle)
-#define curl_multi_socket_action (*C.multi_socket_action)
-#define curl_multi_assign	(*C.multi_assign)
-#define curl_multi_info_read	(*C.multi_info_read)
-#define curl_multi_cleanup	(*C.multi_cleanup)
 
-/* Loads libcurl once; 0, or -1 (logged: exit addresses stay unknown). */
+/* In a check's child: loads libcurl; 0, or -1 with the reason in ERR. */
 static int
-curl_load(void)
+curl_load(char *err, size_t n)
 {
-	void	**fp[] = { (void **)&C.global_init, (void **)&C.global_cleanup,
-	    (void **)&C.easy_init, (void **)&C.easy_setopt, (void **)&C.easy_cleanup,
+	void	**fp[] = { (void **)&C.global_init, (void **)&C.easy_init,
+	    (void **)&C.easy_setopt, (void **)&C.easy_perform,
 	    (void **)&C.easy_getinfo, (void **)&C.easy_strerror,
-	    (void **)&C.slist_append, (void **)&C.slist_free_all,
-	    (void **)&C.multi_init, (void **)&C.multi_setopt,
-	    (void **)&C.multi_add_handle, (void **)&C.multi_remove_handle,
-	    (void **)&C.multi_socket_action, (void **)&C.multi_assign,
-	    (void **)&C.multi_info_read, (void **)&C.multi_cleanup };
-	static const char *names[] = { "curl_global_init", "curl_global_cleanup",
-	    "curl_easy_init", "curl_easy_setopt", "curl_easy_cleanup",
-	    "curl_easy_getinfo", "curl_easy_strerror", "curl_slist_append",
-	    "curl_slist_free_all", "curl_multi_init", "curl_multi_setopt",
-	    "curl_multi_add_handle", "curl_multi_remove_handle",
-	    "curl_multi_socket_action", "curl_multi_assign",
-	    "curl_multi_info_read", "curl_multi_cleanup" };
+	    (void **)&C.slist_append };
+	static const char *names[] = { "curl_global_init", "curl_easy_init",
+	    "curl_easy_setopt", "curl_easy_perform", "curl_easy_getinfo",
+	    "curl_easy_strerror", "curl_slist_append" };
 
-	if (C.dl)
-		return 0;
 	if ((C.dl = dlopen("libcurl.so.4", RTLD_NOW | RTLD_LOCAL)) == NULL) {
-		log_warnx("exitip: %s; exit addresses unknown", dlerror());
+		snprintf(err, n, "%s", dlerror());
 		return -1;
 	}
 	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
 		if ((*fp[i] = dlsym(C.dl, names[i])) == NULL) {
-			log_warnx("exitip: libcurl lacks %s; exit addresses unknown", names[i]);
-			dlclose(C.dl);
-			C.dl = NULL;
+			snprintf(err, n, "libcurl lacks %s", names[i]);
 			return -1;
 		}
+	if (curl_global_init(CURL_GLOBAL_DEFAULT) != 0) {
+		snprintf(err, n, "curl_global_init failed");
+		return -1;
+	}
 	return 0;
 }
 
@@ -139,9 +121,20 @@ curl_load(void)
 #define EXITIP_BODY_MAX	(256 * 1024)	/* bytes: tailscaled's status, no peers */
 #define EXITIP_TIMEOUT	15L		/* s: a whole check */
 #define EXITIP_CONNECT	8L		/* s: connecting */
+#define EXITIP_REAP	5.0		/* s: a killed child's wait for its reaping */
 #define EXITIP_MAX_CANDS 8		/* tailscaled endpoints remembered */
 
-enum src_kind { SRC_URL, SRC_GLUETUN, SRC_TAILSCALED };
+/*
+ * What a check's child writes to the pipe before the body. The result
+ * travels here, not in the exit status: a reaper other than our ev_child
+ * watcher could collect that status first.
+ */
+struct xfer_res {
+	int		 rc;		/* CURLcode */
+	int		 toolong;	/* the body passed EXITIP_BODY_MAX */
+	long		 code;		/* HTTP status */
+	char		 err[CURL_ERROR_SIZE];	/* why rc is not CURLE_OK */
+};
 
 struct path {
 	int		 id;		/* EXIT_VPN, EXIT_LAN */
@@ -150,24 +143,25 @@ struct path {
 	int		 nurls;
 	int		 cur;		/* source being tried this round */
 	bool		 resume;	/* the timer continues a round at cur */
-	CURLM		*multi;
-	CURL		*easy;		/* the check in flight, or NULL */
-	struct curl_slist *hdrs;
+	bool		 busy;		/* a check is in flight */
+	pid_t		 pid;		/* its child, until reaped; or 0 */
+	int		 fd;		/* the pipe from it, or -1 */
+	bool		 killed;	/* we sent the child SIGKILL */
+	bool		 timedout;	/* ... because it overran EXITIP_TIMEOUT */
+	bool		 overflow;	/* it sent more than a record and a body */
+	int		 status;	/* its wait status */
+	ev_io		 rio;		/* the pipe */
+	ev_child	 cw;		/* the child's end */
+	ev_timer	 tmo;		/* EXITIP_TIMEOUT, then EXITIP_REAP */
 	ev_timer	 sched;		/* next round */
-	ev_timer	 curl_timer;	/* libcurl's own timeout */
 	unsigned	 fails;		/* rounds in a row without an address */
 	bool		 warned;	/* this streak of failures was logged */
 	bool		 third_party;	/* the source in flight is on the network */
 	ev_tstamp	 last_third;	/* when a third-party check last began */
+	struct xfer_res	 res;		/* read so far: hlen bytes */
+	size_t		 hlen;
 	char		*body;
 	size_t		 blen;
-	bool		 toolong;
-	char		 err[CURL_ERROR_SIZE];
-};
-
-struct csock {
-	ev_io		 io;
-	struct path	*p;
 };
 
 static struct path	 paths[2];
@@ -451,27 +445,42 @@ fail_log(struct path *p, const char *f, ...)
 		log_warnx("%s", msg);
 }
 
+/* Why a check that produced no usable answer failed, for the log. */
+static const char *
+fail_reason(struct path *p, char *buf, size_t n)
+{
+	if (p->timedout)
+		snprintf(buf, n, "no answer within %ld s (check process killed)",
+		    EXITIP_TIMEOUT);
+	else if (p->overflow || (p->hlen == sizeof(p->res) && p->res.toolong))
+		snprintf(buf, n, "answer too long");
+	else if (p->hlen < sizeof(p->res)) {
+		if (WIFSIGNALED(p->status))
+			snprintf(buf, n, "check process killed by signal %d",
+			    WTERMSIG(p->status));
+		else
+			snprintf(buf, n, "check process ended without an answer");
+	} else
+		snprintf(buf, n, "%s", p->res.err[0] ? p->res.err : "error");
+	return buf;
+}
+
 static void
-finish(struct path *p, CURLcode rc)
+finish(struct path *p)
 {
 	const char *url = p->urls[p->cur];
-	char	 label[EXITIP_URL_LEN];
-	long	 code = 0;
+	char	 label[EXITIP_URL_LEN], why[CURL_ERROR_SIZE + 64];
+	bool	 got = p->hlen == sizeof(p->res) && !p->timedout && !p->overflow;
+	long	 code = got ? p->res.code : 0;
 	struct addr a;
 	int	 ok = -1;
 
 	src_label(url, label, sizeof(label));
-	curl_easy_getinfo(p->easy, CURLINFO_RESPONSE_CODE, &code);
-	curl_multi_remove_handle(p->multi, p->easy);
-	curl_easy_cleanup(p->easy);
-	p->easy = NULL;
-	curl_slist_free_all(p->hdrs);
-	p->hdrs = NULL;
+	p->res.err[sizeof(p->res.err) - 1] = '\0';
 
-	if (rc != CURLE_OK)
+	if (!got || p->res.rc != CURLE_OK || p->res.toolong)
 		fail_log(p, "exitip: %s check via %s failed: %s", p->name, label,
-		    p->toolong ? "answer too long" : p->err[0] ? p->err :
-		    curl_easy_strerror(rc));
+		    fail_reason(p, why, sizeof(why)));
 	else if (code != 200)
 		fail_log(p, "exitip: %s check via %s: HTTP %ld%s", p->name, label,
 		    code, code == 401 || code == 403 ? " (authentication "
@@ -514,85 +523,7 @@ finish(struct path *p, CURLcode rc)
 	schedule_next(p);
 }
 
-static void
-check_done(struct path *p)
-{
-	CURLMsg	*m;
-	int	 left;
-
-	while ((m = curl_multi_info_read(p->multi, &left)) != NULL)
-		if (m->msg == CURLMSG_DONE && m->easy_handle == p->easy) {
-			finish(p, m->data.result);
-			return;	/* p->multi may hold a new check now */
-		}
-}
-
-/* ---- libcurl on libev (multi_socket API) -------------------------------- */
-
-static void
-sock_io_cb(struct ev_loop *l, ev_io *w, int revents)
-{
-	struct csock *cs = w->data;
-	struct path *p = cs->p;
-	int	 running, flags = (revents & EV_READ ? CURL_CSELECT_IN : 0) |
-		    (revents & EV_WRITE ? CURL_CSELECT_OUT : 0);
-
-	curl_multi_socket_action(p->multi, w->fd, flags, &running);
-	check_done(p);
-}
-
-static int
-sock_cb(CURL *e, curl_socket_t s, int what, void *userp, void *socketp)
-{
-	struct path *p = userp;
-	struct csock *cs = socketp;
-	int	 ev = (what & CURL_POLL_IN ? EV_READ : 0) |
-		    (what & CURL_POLL_OUT ? EV_WRITE : 0);
-
-	if (what == CURL_POLL_REMOVE) {
-		if (cs) {
-			ev_io_stop(loop, &cs->io);
-			free(cs);
-		}
-		curl_multi_assign(p->multi, s, NULL);
-		return 0;
-	}
-	if (!cs) {
-		if ((cs = calloc(1, sizeof(*cs))) == NULL)
-			return -1;
-		cs->p = p;
-		ev_init(&cs->io, sock_io_cb);
-		cs->io.data = cs;
-		curl_multi_assign(p->multi, s, cs);
-	}
-	ev_io_stop(loop, &cs->io);
-	ev_io_set(&cs->io, s, ev);
-	ev_io_start(loop, &cs->io);
-	return 0;
-}
-
-static void
-curl_timer_cb(struct ev_loop *l, ev_timer *w, int revents)
-{
-	struct path *p = w->data;
-	int	 running;
-
-	curl_multi_socket_action(p->multi, CURL_SOCKET_TIMEOUT, 0, &running);
-	check_done(p);
-}
-
-static int
-timer_cb(CURLM *m, long ms, void *userp)
-{
-	struct path *p = userp;
-
-	ev_timer_stop(loop, &p->curl_timer);
-	if (ms >= 0) {
-		ev_timer_set(&p->curl_timer, ms / 1000.0, 0);
-		ev_timer_start(loop, &p->curl_timer);
-	}
-	return 0;
-}
+/* ---- the check's child -------------------------------------------------- */
 
 static size_t
 write_cb(char *data, size_t size, size_t nmemb, void *userp)
@@ -601,7 +532,7 @@ write_cb(char *data, size_t size, size_t nmemb, void *userp)
 	size_t	 n = size * nmemb;
 
 	if (n > EXITIP_BODY_MAX - p->blen) {
-		p->toolong = true;
+		p->res.toolong = 1;
 		return 0;	/* aborts the transfer */
 	}
 	memcpy(p->body + p->blen, data, n);
@@ -627,8 +558,6 @@ sockopt_cb(void *userp, curl_socket_t fd, curlsocktype purpose)
 	return CURL_SOCKOPT_OK;
 }
 
-/* ---- rounds ------------------------------------------------------------- */
-
 /*
  * tailscaled's LocalAPI socket: the one named (tailscaled:/path), else
  * TS_SOCKET as containerboot reads it from the same environment, else
@@ -649,25 +578,64 @@ ts_socket(const char *src)
 	return TS_SOCKET;
 }
 
-static void
-path_begin(struct path *p)
+static int
+write_all(int fd, const void *buf, size_t n)
+{
+	const char *b = buf;
+	ssize_t	 w;
+
+	while (n > 0) {
+		if ((w = write(fd, b, n)) < 0) {
+			if (errno == EINTR)
+				continue;
+			return -1;
+		}
+		b += w;
+		n -= (size_t)w;
+	}
+	return 0;
+}
+
+/*
+ * A check's child: the one transfer of source p->cur, then the result
+ * record and the body on FD, then _exit. Only async-signal-safe calls
+ * would be strictly allowed after fork() in a threaded program; the agent
+ * has one thread, so the child may load libcurl and use stdio.
+ */
+static void __attribute__((noreturn))
+child_run(struct path *p, int fd, pid_t parent)
 {
 	const char *src = p->urls[p->cur];
+	struct xfer_res *r = &p->res;
+	struct curl_slist *hdrs = NULL;
+	struct sigaction sa = { .sa_handler = SIG_DFL };
+	sigset_t none;
+	char	 err[CURL_ERROR_SIZE] = "";
 	CURL	*e;
-	char	 label[EXITIP_URL_LEN];
 
+	/* the loop's handlers (a non-signalfd libev writes to its own pipe
+	 * from them) and blocked set are the agent's, not ours */
+	for (int s = 1; s < NSIG; s++)
+		if (s != SIGKILL && s != SIGSTOP)
+			sigaction(s, &sa, NULL);
+	signal(SIGPIPE, SIG_IGN);	/* a reader gone: EPIPE, then exit */
+	sigemptyset(&none);
+	sigprocmask(SIG_SETMASK, &none, NULL);
+	if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0 || getppid() != parent)
+		_exit(1);
+	/* nothing of the agent's (loop, netlink, the other path's pipe) */
+	if (fd > 3)
+		close_range(3, (unsigned)fd - 1, 0);
+	close_range((unsigned)fd + 1, ~0U, 0);
+
+	memset(r, 0, sizeof(*r));
 	p->blen = 0;
-	p->toolong = false;
-	p->err[0] = '\0';
-	src_label(src, label, sizeof(label));
-	if ((e = curl_easy_init()) == NULL) {
-		log_warnx("exitip: curl_easy_init failed");
-		p->fails++;
-		schedule_next(p);
-		return;
+	if (curl_load(r->err, sizeof(r->err)) < 0 || (e = curl_easy_init()) == NULL) {
+		r->rc = CURLE_FAILED_INIT;
+		if (!r->err[0])
+			snprintf(r->err, sizeof(r->err), "curl_easy_init failed");
+		goto out;
 	}
-	p->easy = e;
-	p->third_party = false;
 	if (!strcmp(src, "gluetun")) {
 		/* Gluetun's own check went through the tunnel; we only talk
 		 * to it over loopback */
@@ -675,8 +643,8 @@ path_begin(struct path *p)
 	} else if (!strncmp(src, "tailscaled", 10)) {
 		curl_easy_setopt(e, CURLOPT_URL, TS_STATUS_URL);
 		curl_easy_setopt(e, CURLOPT_UNIX_SOCKET_PATH, ts_socket(src));
-		p->hdrs = curl_slist_append(NULL, "Sec-Tailscale: localapi");
-		curl_easy_setopt(e, CURLOPT_HTTPHEADER, p->hdrs);
+		hdrs = curl_slist_append(NULL, "Sec-Tailscale: localapi");
+		curl_easy_setopt(e, CURLOPT_HTTPHEADER, hdrs);
 	} else {
 		char	 ifbuf[IFNAMSIZ + 4];
 		curl_easy_setopt(e, CURLOPT_URL, src);
@@ -687,8 +655,6 @@ path_begin(struct path *p)
 			snprintf(ifbuf, sizeof(ifbuf), "if!%s", cfg->vpn_if);
 			curl_easy_setopt(e, CURLOPT_INTERFACE, ifbuf);
 		}
-		p->third_party = true;
-		p->last_third = ev_now(loop);
 	}
 	curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
 	curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L);
@@ -704,15 +670,201 @@ path_begin(struct path *p)
 	curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT, EXITIP_CONNECT);
 	curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, write_cb);
 	curl_easy_setopt(e, CURLOPT_WRITEDATA, p);
-	curl_easy_setopt(e, CURLOPT_ERRORBUFFER, p->err);
-	log_debug("exitip: %s check via %s", p->name, label);
-	curl_multi_add_handle(p->multi, e);
+	curl_easy_setopt(e, CURLOPT_ERRORBUFFER, err);
+	r->rc = curl_easy_perform(e);
+	curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &r->code);
+	if (r->rc != CURLE_OK)
+		snprintf(r->err, sizeof(r->err), "%s", r->toolong ? "answer too long" :
+		    err[0] ? err : curl_easy_strerror(r->rc));
+out:
+	if (r->rc != CURLE_OK)
+		p->blen = 0;
+	if (write_all(fd, r, sizeof(*r)) < 0 || write_all(fd, p->body, p->blen) < 0)
+		_exit(1);
+	_exit(0);
 }
+
+/* ---- the check, seen from the agent ------------------------------------- */
+
+static void
+pipe_close(struct path *p)
+{
+	if (p->fd < 0)
+		return;
+	ev_io_stop(loop, &p->rio);
+	close(p->fd);
+	p->fd = -1;
+}
+
+/* The check is over once its pipe is closed and its child reaped. */
+static void
+check_done(struct path *p)
+{
+	if (!p->busy || p->fd >= 0 || p->pid)
+		return;
+	ev_timer_stop(loop, &p->tmo);
+	p->busy = false;
+	finish(p);
+}
+
+static void
+pipe_cb(struct ev_loop *l, ev_io *w, int revents)
+{
+	struct path *p = w->data;
+	char	*dst, extra;
+	size_t	 room;
+	ssize_t	 n;
+
+	for (;;) {
+		if (p->hlen < sizeof(p->res)) {
+			dst = (char *)&p->res + p->hlen;
+			room = sizeof(p->res) - p->hlen;
+		} else if (p->blen < EXITIP_BODY_MAX) {
+			dst = p->body + p->blen;
+			room = EXITIP_BODY_MAX - p->blen;
+		} else {
+			dst = &extra;
+			room = 1;
+		}
+		if ((n = read(p->fd, dst, room)) < 0) {
+			if (errno == EINTR)
+				continue;
+			if (errno == EAGAIN)
+				return;
+			break;		/* as end of file: the answer is short */
+		}
+		if (n == 0)
+			break;
+		if (dst == &extra) {
+			/* the child caps the body: this is no check's answer */
+			p->overflow = true;
+			if (p->pid && !p->killed && kill(p->pid, SIGKILL) == 0)
+				p->killed = true;
+			break;
+		}
+		if (p->hlen < sizeof(p->res))
+			p->hlen += (size_t)n;
+		else
+			p->blen += (size_t)n;
+	}
+	pipe_close(p);
+	check_done(p);
+}
+
+static void
+child_cb(struct ev_loop *l, ev_child *w, int revents)
+{
+	struct path *p = w->data;
+
+	ev_child_stop(loop, w);
+	if (w->rpid != p->pid)
+		return;
+	p->status = w->rstatus;
+	p->pid = 0;
+	check_done(p);
+}
+
+/* EXITIP_TIMEOUT passed: kill the child; EXITIP_REAP more: stop waiting. */
+static void
+tmo_cb(struct ev_loop *l, ev_timer *w, int revents)
+{
+	struct path *p = w->data;
+
+	if (p->pid && !p->killed) {
+		kill(p->pid, SIGKILL);
+		p->killed = p->timedout = true;
+		pipe_close(p);
+		ev_timer_set(&p->tmo, EXITIP_REAP, 0);
+		ev_timer_start(loop, &p->tmo);
+		return;
+	}
+	if (p->pid) {
+		/* someone else collected it (a waitpid(-1) outside libev) */
+		log_warnx("exitip: %s check process %d killed but not reaped by us",
+		    p->name, (int)p->pid);
+		ev_child_stop(loop, &p->cw);
+		p->pid = 0;
+	}
+	p->timedout = true;
+	pipe_close(p);
+	check_done(p);
+}
+
+/*
+ * Ends the check in flight without a result (the tunnel changed, or the
+ * agent stops): its child is killed; WAIT collects it here, otherwise the
+ * loop's reaper does and p->pid stays set until then.
+ */
+static void
+check_abort(struct path *p, bool wait)
+{
+	ev_timer_stop(loop, &p->tmo);
+	pipe_close(p);
+	p->busy = false;
+	if (!p->pid)
+		return;
+	if (!p->killed)
+		kill(p->pid, SIGKILL);
+	p->killed = true;
+	if (wait) {
+		ev_child_stop(loop, &p->cw);
+		while (waitpid(p->pid, NULL, 0) < 0 && errno == EINTR)
+			;
+		p->pid = 0;
+	}
+}
+
+/* ---- rounds ------------------------------------------------------------- */
 
 static bool
 is_third_party(const char *src)
 {
 	return strcmp(src, "gluetun") && strncmp(src, "tailscaled", 10);
+}
+
+static void
+path_begin(struct path *p)
+{
+	const char *src = p->urls[p->cur];
+	char	 label[EXITIP_URL_LEN];
+	pid_t	 parent = getpid(), pid;
+	int	 fds[2] = { -1, -1 };
+
+	src_label(src, label, sizeof(label));
+	p->third_party = is_third_party(src);
+	if (p->third_party)
+		p->last_third = ev_now(loop);
+	if (pipe2(fds, O_CLOEXEC) < 0 || (pid = fork()) < 0) {
+		log_warn("exitip: %s check via %s: cannot start it", p->name, label);
+		if (fds[0] >= 0) {
+			close(fds[0]);
+			close(fds[1]);
+		}
+		p->fails++;
+		schedule_next(p);
+		return;
+	}
+	if (pid == 0) {
+		close(fds[0]);
+		child_run(p, fds[1], parent);
+	}
+	close(fds[1]);
+	fcntl(fds[0], F_SETFL, O_NONBLOCK);
+	memset(&p->res, 0, sizeof(p->res));
+	p->hlen = p->blen = 0;
+	p->killed = p->timedout = p->overflow = false;
+	p->status = 0;
+	p->busy = true;
+	p->pid = pid;
+	p->fd = fds[0];
+	/* the loop reaps only between callbacks: no exit slips by before this */
+	ev_child_set(&p->cw, pid, 0);
+	ev_child_start(loop, &p->cw);
+	ev_io_set(&p->rio, p->fd, EV_READ);
+	ev_io_start(loop, &p->rio);
+	ev_timer_set(&p->tmo, EXITIP_TIMEOUT, 0);
+	ev_timer_start(loop, &p->tmo);
+	log_debug("exitip: %s check via %s (pid %d)", p->name, label, (int)pid);
 }
 
 /*
@@ -724,7 +876,7 @@ path_try(struct path *p)
 {
 	struct path *o = &paths[!p->id];
 
-	if (is_third_party(p->urls[p->cur]) && ((o->easy && o->third_party) ||
+	if (is_third_party(p->urls[p->cur]) && ((o->busy && o->third_party) ||
 	    (o->last_third > 0 && ev_now(loop) - o->last_third < separation()))) {
 		p->resume = true;
 		schedule(p, separation() * rnd(1.0, 2.0));
@@ -738,8 +890,13 @@ sched_cb(struct ev_loop *l, ev_timer *w, int revents)
 {
 	struct path *p = w->data;
 
-	if (p->easy || p->nurls == 0)
+	if (p->busy || p->nurls == 0)
 		return;
+	if (p->pid) {
+		/* an aborted check's child is not reaped yet: one at a time */
+		schedule(p, 0.5);
+		return;
+	}
 	if (p->id == EXIT_VPN && !vstate.vpn_up) {
 		/* nothing to learn through a tunnel that is down; the core's
 		 * exitip_kick() brings us back when it comes up */
@@ -762,13 +919,8 @@ exitip_kick(void)
 	if (!started)
 		return;
 	/* the old address may not be true any more: forget it, never guess */
-	if (p->easy) {
-		curl_multi_remove_handle(p->multi, p->easy);
-		curl_easy_cleanup(p->easy);
-		p->easy = NULL;
-		curl_slist_free_all(p->hdrs);
-		p->hdrs = NULL;
-	}
+	if (p->busy)
+		check_abort(p, false);
 	set_addr(p, NULL, NULL);
 	p->fails = 0;
 	p->resume = false;
@@ -786,13 +938,7 @@ exitip_start(struct ev_loop *l, const struct config *c)
 	loop = l;
 	cfg = c;
 	if (c->n_exit_ip_url == 0 && c->n_lan_ip_url == 0)
-		return;		/* both "none": no checks, no libcurl */
-	if (curl_load() < 0)
-		return;
-	if (curl_global_init(CURL_GLOBAL_DEFAULT) != 0) {
-		log_warnx("exitip: curl_global_init failed; exit addresses unknown");
-		return;
-	}
+		return;		/* both "none": no checks */
 	for (int i = 0; i < 2; i++) {
 		struct path *p = &paths[i];
 		p->id = i;
@@ -800,15 +946,13 @@ exitip_start(struct ev_loop *l, const struct config *c)
 		p->urls = i == EXIT_VPN ? c->exit_ip_url : c->lan_ip_url;
 		p->nurls = i == EXIT_VPN ? c->n_exit_ip_url : c->n_lan_ip_url;
 		p->body = bodies[i];
-		/* one multi handle per path: separate connection pools and
-		 * DNS caches */
-		p->multi = curl_multi_init();
-		curl_multi_setopt(p->multi, CURLMOPT_SOCKETFUNCTION, sock_cb);
-		curl_multi_setopt(p->multi, CURLMOPT_SOCKETDATA, p);
-		curl_multi_setopt(p->multi, CURLMOPT_TIMERFUNCTION, timer_cb);
-		curl_multi_setopt(p->multi, CURLMOPT_TIMERDATA, p);
-		ev_init(&p->curl_timer, curl_timer_cb);
-		p->curl_timer.data = p;
+		p->fd = -1;
+		ev_init(&p->rio, pipe_cb);
+		p->rio.data = p;
+		ev_init(&p->cw, child_cb);
+		p->cw.data = p;
+		ev_init(&p->tmo, tmo_cb);
+		p->tmo.data = p;
 		ev_init(&p->sched, sched_cb);
 		p->sched.data = p;
 	}
@@ -825,16 +969,7 @@ exitip_stop(void)
 	for (int i = 0; i < 2; i++) {
 		struct path *p = &paths[i];
 		ev_timer_stop(loop, &p->sched);
-		if (p->easy) {
-			curl_multi_remove_handle(p->multi, p->easy);
-			curl_easy_cleanup(p->easy);
-			p->easy = NULL;
-		}
-		curl_slist_free_all(p->hdrs);
-		p->hdrs = NULL;
-		curl_multi_cleanup(p->multi);
-		ev_timer_stop(loop, &p->curl_timer);
+		check_abort(p, true);
 	}
-	curl_global_cleanup();
 	started = false;
 }
