@@ -93,3 +93,37 @@ for p in $(cat "$CG_AGENT/cgroup.procs"); do
 	tr '\0' ' ' <"/proc/$p/cmdline" 2>/dev/null | grep -q '^sleep 30' && n=$((n + 1))
 done
 expect_eq "no process of the namespace left after PID 1 exits" "$n" 0
+
+# exit-address checks run in children of their own, which PID 1 reaps with
+# everything else: each check's result must still arrive (not taken by the
+# orphan reaper). An echo server in the node's namespace answers the LAN
+# check with the address it saw; the command waits until the agent's
+# /status shows it, and then looks for zombies.
+in_node python3 "$ROOT/tests/health/fakes.py" echo "$TMPD/echo.log" 18089 >/dev/null 2>&1 &
+ECHOPID=$!
+LAB_PIDS+=("$ECHOPID")	# killed with the lab
+wait_for 5 in_node curl -sf -o /dev/null http://127.0.0.1:18089/ip
+cat >"$TMPD/exitip.sh" <<EOS
+#!/bin/sh
+i=0
+while [ \$i -lt 120 ]; do
+	curl -s -m 2 http://127.0.0.1:19911/status >$TMPD/exst 2>/dev/null
+	grep -q '"127.0.0.1"' $TMPD/exst && break
+	sleep 0.25; i=\$((i + 1))
+done
+grep -q '"127.0.0.1"' $TMPD/exst || exit 9
+sleep 0.5
+z=0
+for f in /proc/[0-9]*/stat; do
+	s=\$(cut -d' ' -f3 "\$f" 2>/dev/null); [ "\$s" = Z ] && z=\$((z + 1))
+done
+echo "zombies=\$z"
+exit 0
+EOS
+chmod +x "$TMPD/exitip.sh"
+pid1 --exit-ip-url none --lan-ip-url http://127.0.0.1:18089/ip --exit-ip-interval 10 \
+	--health-listen 127.0.0.1:19911 -- "$TMPD/exitip.sh" >"$TMPD/exitip.log" 2>&1; rc=$?
+expect_eq "PID 1 with exit-address checks: a check completes (its status not stolen)" "$rc" 0
+expect_eq "PID 1 with exit-address checks: no zombie in the namespace" \
+	"$(grep -o 'zombies=[0-9]*' "$TMPD/exitip.log")" "zombies=0"
+check "PID 1 with exit-address checks: the echo server was asked" grep -q ' /ip$' "$TMPD/echo.log"

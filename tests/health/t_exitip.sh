@@ -87,6 +87,10 @@ seen_vpn=$(awk '$1=="198.51.100.10" && $3=="/ip" {print $2}' "$ECHO_LOG" | sort 
 seen_lan=$(awk '$1=="198.51.100.20" && $3=="/ip" {print $2}' "$ECHO_LOG" | sort -u)
 expect_eq "echo server saw the VPN query from the VPN address only" "$seen_vpn" 192.0.2.2
 expect_eq "echo server saw the LAN query from the LAN address only" "$seen_lan" 203.0.113.2
+# the transfers run in short-lived children: the agent itself never maps
+# libcurl (and its TLS libraries), however many checks it has made
+check "checks made: libcurl not in the agent's memory map" \
+	sh -c "grep -q . /proc/$DPID/maps && ! grep -q libcurl /proc/$DPID/maps"
 expect_eq "reported VPN address = what the echo server saw" "$(status 'd["exit"]["vpn"]["address"]')" "$seen_vpn"
 expect_eq "reported LAN address = what the echo server saw" "$(status 'd["exit"]["lan"]["address"]')" "$seen_lan"
 expect_eq "sources named" "$(status 'd["exit"]["vpn"]["source"], d["exit"]["lan"]["source"]')" "198.51.100.10 198.51.100.20"
@@ -131,6 +135,61 @@ ip -n $L route replace default via 203.0.113.1	# flushed with the link
 stop_driver
 check "no check crossed paths at the echo server" \
 	sh -c "! awk '(\$1==\"198.51.100.10\" && \$2!=\"192.0.2.2\") || (\$1==\"198.51.100.20\" && \$2!=\"203.0.113.2\")' '$ECHO_LOG' | grep -q ."
+
+# ---- a check that hangs: killed at the whole-check limit (15 s) ----------
+# 198.51.100.30:8080 answers its first request with the client's address, then
+# accepts connections and never answers
+ip -n $I addr add 198.51.100.30/32 dev lo
+cat >"$TMP/hang.py" <<'EOS'
+import socket, sys
+s = socket.socket()
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("198.51.100.30", 8080))
+s.listen(16)
+held, n = [], 0
+while True:
+    c, a = s.accept()
+    n += 1
+    with open(sys.argv[1], "a") as f:
+        f.write("%s %d\n" % (a[0], n))
+    if n == 1:
+        c.recv(4096)
+        b = a[0].encode()
+        c.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\nConnection: close\r\n\r\n%s" % (len(b), b))
+        c.close()
+    else:
+        held.append(c)
+EOS
+bg ip netns exec $I python3 "$TMP/hang.py" "$TMP/hang.log"
+HANGPID=$BGPID
+wait_for 5 ip netns exec $I sh -c 'ss -ltn | grep -q 198.51.100.30:8080'
+driver_start $N "$ST" "$TMP/logh" --exit-ip-url http://198.51.100.30:8080/ip --lan-ip-url $LAN_URL \
+	--exit-ip-interval 10 --log-level debug || fail "driver starts" "$(cat "$TMP/logh")"
+vpn_known() { [ "$(status 'd["exit"]["vpn"]["address"]')" = 192.0.2.2 ]; }
+if wait_for 15 vpn_known; then ok "hanging source: first answer learned"
+else fail "hanging source: first answer learned" "$(hcurl $N /status)"; fi
+if wait_for 35 grep -q "vpn check via 198.51.100.30 failed: no answer within 15 s (check process killed)" "$TMP/logh"
+then ok "a check that hangs is killed at the whole-check limit"
+else fail "a check that hangs is killed at the whole-check limit" "$(tail -5 "$TMP/logh")"; fi
+expect_eq "hung check killed: VPN address unknown" "$(status 'd["exit"]["vpn"]["address"]')" None
+expect_eq "hung check killed: LAN address kept" "$(status 'd["exit"]["lan"]["address"]')" 203.0.113.2
+sleep 0.5
+zombies() {	# the driver's children in state Z
+	local c
+	for c in $(cat /proc/$DPID/task/*/children 2>/dev/null); do
+		awk '{print $3}' /proc/$c/stat 2>/dev/null
+	done | grep -c Z
+}
+expect_eq "hung check killed: no zombie child left" "$(zombies)" 0
+check "hung check killed: at most one check process per path" \
+	test "$(cat /proc/$DPID/task/*/children | wc -w)" -le 2
+check "hung check killed: libcurl still not in the agent's memory map" \
+	sh -c "! grep -q libcurl /proc/$DPID/maps"
+kids=$(cat /proc/$DPID/task/*/children)
+stop_driver
+check "agent stopped: its check processes are gone" \
+	sh -c "for k in $kids; do [ -e /proc/\$k ] && exit 1; done; exit 0"
+kill $HANGPID 2>/dev/null; wait $HANGPID 2>/dev/null
 
 # ---- tailscaled's STUN endpoints and Gluetun's control server ------------
 TS_LOG=$TMP/ts.log GL_LOG=$TMP/gl.log
