@@ -323,8 +323,8 @@ agent_run(const struct config *c, int argc, char **argv)
 		ev_signal_init(&int_w, stop_cb, SIGINT);
 		ev_signal_start(loop, &int_w);
 	}
-	/* after the fork: libcurl's multi handles hold descriptors (a
-	 * wakeup socketpair) that the command must not inherit */
+	/* the checks last: nothing of theirs on the way to the kill switch
+	 * or the command's start (each transfer is a child of its own) */
 	exitip_start(loop, cfg);
 	/* changes that happened during the first sync are in the queue; a
 	 * first sync that failed is retried from here */
