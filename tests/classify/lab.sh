@@ -74,6 +74,10 @@ _peer() {	# ns ifname-in-node node-addr peer-addr node6 peer6
 
 lab_up() {
 	ip netns add "$NS_N"
+	# no duplicate address detection: a link-local address leaving the
+	# tentative state is an address event that wakes the agent, seconds
+	# after the lab came up (idle measurements would count it)
+	in_node sysctl -qw net.ipv6.conf.all.accept_dad=0 net.ipv6.conf.default.accept_dad=0
 	ip -n "$NS_N" link set lo up
 	_peer "$NS_L" eth0 10.77.1.2 10.77.1.1 fd77:1::2 fd77:1::1
 	_peer "$NS_V" tun0 10.77.2.2 10.77.2.1 fd77:2::2 fd77:2::1
