@@ -202,7 +202,7 @@ stack_up() {
 	if ! docker inspect -f '{{range $k, $v := .NetworkSettings.Networks}}{{$k}} {{end}}' "$W-router" | grep -q "$W"_lan; then
 		router_lan || return 1
 	fi
-	wait_for 120 gluetun_healthy || { docker logs "$W-gluetun" 2>&1 | tail -30 >&2; return 1; }
+	wait_for 120 gluetun_healthy || { gluetun_unhealthy_why >&2; return 1; }
 	[ $# -gt 0 ] && [ "$*" = gluetun ] && return 0
 	dc up -d "$@" >>"$WDIR/compose.log" 2>&1 ||
 		{ tail -5 "$WDIR/compose.log" >&2; return 1; }
@@ -211,6 +211,15 @@ stack_up() {
 # in_gluetun_ns SERVICE: the container shares Gluetun's network namespace.
 in_gluetun_ns() {
 	[ "$(docker inspect -f '{{.HostConfig.NetworkMode}}' "$W-$1")" = "container:$(docker inspect -f '{{.Id}}' "$W-gluetun")" ]
+}
+# gluetun_unhealthy_why: what the VPN client said, its health checks' last
+# outputs, its tunnel as wg sees it
+gluetun_unhealthy_why() {
+	docker logs "$W-gluetun" 2>&1 | tail -30
+	docker inspect -f '{{range .State.Health.Log}}health check: exit {{.ExitCode}} {{.Output}}{{"\n"}}{{end}}' \
+		"$W-gluetun" 2>&1 | tail -4
+	docker exec "$W-gluetun" wg show 2>&1 | sed "s/^/wg: /"
+	ns ip neigh 2>&1 | sed 's/^/neigh: /'
 }
 gluetun_healthy() { [ "$(docker inspect -f '{{.State.Health.Status}}' "$W-gluetun" 2>/dev/null)" = healthy ]; }
 

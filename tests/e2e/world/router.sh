@@ -10,8 +10,11 @@
 set -eu
 lanif=$(ip -o -4 addr show | awk -v p="$LAN." 'index($4, p) == 1 {print $2; exit}')
 wanif=$(ip -o -4 addr show | awk -v p="$INET." 'index($4, p) == 1 {print $2; exit}')
-ip addr add "$LAN.1/24" dev "$lanif" 2>/dev/null || true
 ip route replace blackhole default
+# NAT before the gateway address: a LAN host's packet forwarded before the
+# masquerade rule exists makes a conntrack entry without NAT, and a flow
+# that keeps sending (a WireGuard handshake retried every 5 s from one port)
+# keeps that entry and never gets a reply
 nft -f - <<NFT
 table inet e2e {
 	counter lan_client {}
@@ -31,4 +34,5 @@ table inet e2e {
 	}
 }
 NFT
+ip addr add "$LAN.1/24" dev "$lanif" 2>/dev/null || true
 echo "router: lan $lanif wan $wanif"
