@@ -361,7 +361,7 @@ bool
 supervise_child_exited(pid_t pid, int status)
 {
 	if (pid != sup.pid || sup.pid <= 0) {
-		log_debug("supervise: reaped orphan %d", (int)pid);
+		log_debug("supervise: reaped pid %d (not the command: an orphan or a check process)", (int)pid);
 		return false;
 	}
 	sup.done = true;
