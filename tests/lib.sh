@@ -14,7 +14,8 @@ VNODED=${VNODED:-$ROOT/build/vnoded}
 T_SUITE=${T_SUITE:-$(basename "$(dirname "$0")")}
 T_FILE=${T_FILE:-$(basename "$0" .sh)}
 
-_t_report() {	# status name detail
+_t_report() {	# status name detail (T_PREFIX, if set, goes before the name)
+	set -- "$1" "${T_PREFIX:-}$2" "${3:-}"
 	printf '%s\t%s/%s: %s\t%s\n' "$1" "$T_SUITE" "$T_FILE" "$2" "${3:-}" >>"$T_RESULTS"
 	case $1 in
 	pass) printf '  ok    %s\n' "$2" ;;
