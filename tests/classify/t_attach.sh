@@ -10,7 +10,7 @@ lab_need
 lab_up
 CG_TS=$CG2/$PFX-ts
 mkdir "$CG_TS"
-trap 'cg_kill "$CG_TS"; lab_down' EXIT
+trap 'disown -a; cg_kill "$CG_TS"; lab_down' EXIT
 
 mkfifo "$TMPD/cmd"
 exec 7<>"$TMPD/cmd"

@@ -11,7 +11,7 @@
 lab_need
 lab_up
 CG_TS=$CG2/$PFX-ts
-trap 'cg_kill "$CG_TS"; lab_down' EXIT
+trap 'disown -a; cg_kill "$CG_TS"; lab_down' EXIT
 NAMES=containerboot,tailscaled
 WAITING="classifier: waiting for a process named $NAMES"
 # tailscale0 exists, so that the classifier is what readiness waits for
