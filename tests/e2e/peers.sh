@@ -8,7 +8,11 @@ set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 . "$HERE/versions.sh"
 export PATH=/usr/local/go/bin:$PATH
-export GOPATH=$E2E_CACHE/go GOCACHE=$E2E_CACHE/gocache GOFLAGS=-trimpath
+# No DWARF from the compiler: -ldflags -w drops it from every binary anyway,
+# and not making it saves about a tenth of the cold build (571 s against
+# 631 s for the three peers side by side, one run each on two cores). The
+# programs are the same, so it is not part of a peer's recipe.
+export GOPATH=$E2E_CACHE/go GOCACHE=$E2E_CACHE/gocache GOFLAGS="-trimpath -gcflags=all=-dwarf=false"
 export GOTOOLCHAIN=${GOTOOLCHAIN:-auto}
 command -v go >/dev/null || { echo "peers: go not found (expected /usr/local/go)" >&2; exit 1; }
 
