@@ -8,7 +8,7 @@
 # same promises as the full stack, judged from outside (world.sh,
 # exit_node_guarantees): client TCP/UDP/ICMP/DNS from the VPN address,
 # nothing of it on the LAN, nothing of tailscaled's in the tunnel, headscale
-# sees the LAN.
+# sees the LAN. Run under the Compose v2 plugin, then under docker-compose.
 . "$(dirname "$0")/../lib.sh"
 . "$(dirname "$0")/world.sh"
 . "$(dirname "$0")/compose_plugin.sh"
