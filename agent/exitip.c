@@ -696,6 +696,15 @@ pipe_close(struct path *p)
 	p->fd = -1;
 }
 
+/* SIGKILL to the check's child, once (it stays a zombie until reaped). */
+static void
+check_kill(struct path *p)
+{
+	if (p->pid && !p->killed)
+		kill(p->pid, SIGKILL);
+	p->killed = true;
+}
+
 /* The check is over once its pipe is closed and its child reaped. */
 static void
 check_done(struct path *p)
@@ -738,8 +747,7 @@ pipe_cb(struct ev_loop *l, ev_io *w, int revents)
 		if (dst == &extra) {
 			/* the child caps the body: this is no check's answer */
 			p->overflow = true;
-			if (p->pid && !p->killed && kill(p->pid, SIGKILL) == 0)
-				p->killed = true;
+			check_kill(p);
 			break;
 		}
 		if (p->hlen < sizeof(p->res))
@@ -771,8 +779,8 @@ tmo_cb(struct ev_loop *l, ev_timer *w, int revents)
 	struct path *p = w->data;
 
 	if (p->pid && !p->killed) {
-		kill(p->pid, SIGKILL);
-		p->killed = p->timedout = true;
+		check_kill(p);
+		p->timedout = true;
 		pipe_close(p);
 		ev_timer_set(&p->tmo, EXITIP_REAP, 0);
 		ev_timer_start(loop, &p->tmo);
@@ -803,9 +811,7 @@ check_abort(struct path *p, bool wait)
 	p->busy = false;
 	if (!p->pid)
 		return;
-	if (!p->killed)
-		kill(p->pid, SIGKILL);
-	p->killed = true;
+	check_kill(p);
 	if (wait) {
 		ev_child_stop(loop, &p->cw);
 		while (waitpid(p->pid, NULL, 0) < 0 && errno == EINTR)
